@@ -1,0 +1,925 @@
+//! The embedded SQLite backend: one ordinary SQLite file in WAL mode.
+//!
+//! Durability: `journal_mode=WAL` with `synchronous=FULL`, so the WAL is
+//! synced at every commit and a power cut loses no committed transaction.
+//! Commits take the write lock with `BEGIN IMMEDIATE` for the few
+//! milliseconds they need; reads never take it, and since committed rows are
+//! immutable, a transaction reads its snapshot without holding anything open.
+
+use super::{Backend, CommitMeta, CommitRequest, LogFilter, Write};
+use crate::chain::{tx_hash, ChainWrite};
+use crate::content::{decode_chunk, decode_manifest, encode_manifest, EncodedChunk};
+use crate::error::{Error, Result};
+use crate::migrate;
+use crate::types::{
+    BranchId, BranchInfo, ChunkId, ChunkRef, Content, Entry, Hash, Lineage, LogEntry, Meta, Space,
+    StoredLog, TxId, TxInfo, VersionRecord,
+};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a writer waits for another process's commit before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const KEY_CACHE_MAX: usize = 200_000;
+
+/// The SQLite backend.
+pub struct SqliteBackend {
+    conn: Connection,
+    path: PathBuf,
+    /// (space, path) -> key id. Keys are never removed, so entries stay true;
+    /// only keys seen committed are cached.
+    key_ids: HashMap<(Space, String), i64>,
+}
+
+const VERSION_COLS: &str = "tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value";
+
+fn corrupt(reason: impl Into<String>) -> Error {
+    Error::Corrupt {
+        location: String::new(),
+        reason: reason.into(),
+    }
+}
+
+fn to_hash(bytes: Option<Vec<u8>>) -> Result<Hash> {
+    let b = bytes.ok_or_else(|| corrupt("file version without digest"))?;
+    b.try_into()
+        .map_err(|_| corrupt("digest of the wrong length"))
+}
+
+/// Decode a version row selected with `VERSION_COLS`.
+fn version_from_row(row: &Row<'_>) -> rusqlite::Result<(TxId, i64, RawVersion)> {
+    Ok((
+        row.get::<_, i64>(0)? as TxId,
+        row.get(1)?,
+        RawVersion {
+            mode: row.get(2)?,
+            uid: row.get(3)?,
+            gid: row.get(4)?,
+            size: row.get(5)?,
+            mtime_ns: row.get(6)?,
+            digest: row.get(7)?,
+            manifest: row.get(8)?,
+            value: row.get(9)?,
+        },
+    ))
+}
+
+struct RawVersion {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: i64,
+    mtime_ns: i64,
+    digest: Option<Vec<u8>>,
+    manifest: Option<Vec<u8>>,
+    value: Option<String>,
+}
+
+fn decode_version(tx: TxId, kind: i64, raw: RawVersion) -> Result<VersionRecord> {
+    let meta = Meta {
+        mode: raw.mode,
+        uid: raw.uid,
+        gid: raw.gid,
+        mtime_ns: raw.mtime_ns,
+    };
+    let entry = match kind {
+        0 => None,
+        1 => {
+            let ids = decode_manifest(raw.manifest.as_deref().unwrap_or(&[0, 0]))?;
+            Some(Entry::File {
+                meta,
+                content: Content {
+                    size: raw.size as u64,
+                    digest: to_hash(raw.digest)?,
+                    chunks: Arc::new(ids.into_iter().map(ChunkRef::Stored).collect()),
+                },
+            })
+        }
+        2 => Some(Entry::Dir { meta }),
+        3 => Some(Entry::Symlink {
+            meta,
+            target: raw.value.unwrap_or_default(),
+        }),
+        4 => Some(Entry::Value(raw.value.unwrap_or_default())),
+        k => return Err(corrupt(format!("unknown version kind {k}"))),
+    };
+    Ok(VersionRecord { tx, entry })
+}
+
+fn tx_from_row(row: &Row<'_>) -> rusqlite::Result<TxInfo> {
+    let merge_branch: Option<i64> = row.get(7)?;
+    let merge_tx: Option<i64> = row.get(8)?;
+    let hash: Vec<u8> = row.get(9)?;
+    let mut h = [0u8; 32];
+    if hash.len() == 32 {
+        h.copy_from_slice(&hash);
+    }
+    Ok(TxInfo {
+        id: row.get::<_, i64>(0)? as TxId,
+        branch_id: row.get(1)?,
+        time_us: row.get(2)?,
+        author: row.get(3)?,
+        host: row.get(4)?,
+        command: row.get(5)?,
+        message: row.get(6)?,
+        merge: merge_branch.zip(merge_tx.map(|t| t as TxId)),
+        hash: h,
+    })
+}
+
+const TX_COLS: &str =
+    "id, branch_id, time_us, author, host, command, message, merge_branch_id, merge_tx, hash";
+
+fn branch_from_row(row: &Row<'_>) -> rusqlite::Result<BranchInfo> {
+    Ok(BranchInfo {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        parent: row.get(2)?,
+        fork_tx: row.get::<_, Option<i64>>(3)?.map(|t| t as TxId),
+        created_us: row.get(4)?,
+    })
+}
+
+const BRANCH_COLS: &str = "id, name, parent_id, fork_tx, created_us";
+
+/// SQL reading the visible version of a key over a lineage of `depth` steps:
+/// one index seek per step, in one statement.
+fn point_read_sql(depth: usize) -> String {
+    let parts: Vec<String> = (0..depth)
+        .map(|i| {
+            format!(
+                "SELECT * FROM (SELECT {VERSION_COLS} FROM versions WHERE key_id = ?1 \
+                 AND branch_id = ?{} AND tx_id <= ?{} ORDER BY tx_id DESC LIMIT 1)",
+                2 + 2 * i,
+                3 + 2 * i
+            )
+        })
+        .collect();
+    if depth == 1 {
+        parts[0].clone()
+    } else {
+        format!(
+            "SELECT * FROM ({}) ORDER BY tx_id DESC LIMIT 1",
+            parts.join(" UNION ALL ")
+        )
+    }
+}
+
+fn lineage_params(key_id: i64, lineage: &Lineage) -> Vec<i64> {
+    let mut p = vec![key_id];
+    for s in &lineage.steps {
+        p.push(s.branch);
+        p.push(s.upto as i64);
+    }
+    p
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+impl SqliteBackend {
+    /// Open (creating if needed) the database at `path`, refusing one whose
+    /// schema is newer than this binary. A new database's folder is created
+    /// 0700 and its file 0600.
+    pub fn open(path: &Path) -> Result<SqliteBackend> {
+        Self::open_with_vfs(path, None)
+    }
+
+    /// Open through a named SQLite VFS (tests use this to record writes and
+    /// syncs and build crash images).
+    pub fn open_with_vfs(path: &Path, vfs: Option<&str>) -> Result<SqliteBackend> {
+        let location = path.display().to_string();
+        let is_new = !path.exists();
+        if is_new {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.exists() {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                        path: dir.to_path_buf(),
+                        source: e,
+                    })?;
+                    set_mode(dir, 0o700)?;
+                }
+            }
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match vfs {
+            Some(v) => Connection::open_with_flags_and_vfs(path, flags, v),
+            None => Connection::open_with_flags(path, flags),
+        }
+        .map_err(|e| with_location(e.into(), &location))?;
+        if is_new {
+            set_mode(path, 0o600)?;
+        }
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(128);
+        // Refuse a newer schema before touching anything (even the journal mode).
+        migrate::check_not_newer(&conn, &location).map_err(|e| with_location(e, &location))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| with_location(e.into(), &location))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let mut me = SqliteBackend {
+            conn,
+            path: path.to_path_buf(),
+            key_ids: HashMap::new(),
+        };
+        migrate::apply(&mut me.conn, &location, now_us())
+            .map_err(|e| with_location(e, &location))?;
+        Ok(me)
+    }
+
+    /// The underlying connection, for read-only inspection by tests and tools.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn key_id(&mut self, space: Space, path: &str) -> Result<Option<i64>> {
+        if let Some(id) = self.key_ids.get(&(space, path.to_string())) {
+            return Ok(Some(*id));
+        }
+        let id: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM keys WHERE space = ?1 AND path = ?2")?
+            .query_row(params![space.as_str(), path], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            if self.key_ids.len() > KEY_CACHE_MAX {
+                self.key_ids.clear();
+            }
+            self.key_ids.insert((space, path.to_string()), id);
+        }
+        Ok(id)
+    }
+
+    fn read_by_key(&self, key_id: i64, lineage: &Lineage) -> Result<Option<VersionRecord>> {
+        let sql = point_read_sql(lineage.steps.len());
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let row = stmt
+            .query_row(
+                rusqlite::params_from_iter(lineage_params(key_id, lineage)),
+                version_from_row,
+            )
+            .optional()?;
+        match row {
+            Some((tx, kind, raw)) => Ok(Some(decode_version(tx, kind, raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn existing_of_keys(
+        &self,
+        keys: Vec<(i64, String)>,
+        lineage: &Lineage,
+    ) -> Result<Vec<(String, VersionRecord)>> {
+        let mut out = Vec::new();
+        for (id, name) in keys {
+            if let Some(v) = self.read_by_key(id, lineage)? {
+                if v.entry.is_some() {
+                    out.push((name, v));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+fn with_location(e: Error, location: &str) -> Error {
+    match e {
+        Error::Corrupt { reason, .. } => Error::Corrupt {
+            location: location.to_string(),
+            reason: if reason.contains("not a database") {
+                "not a dbos database (file is not SQLite, or is damaged)".to_string()
+            } else {
+                reason
+            },
+        },
+        Error::Database(msg) => Error::Database(format!("{location}: {msg}")),
+        other => other,
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+/// Commit-time work inside the write lock, shared by `commit` and `bootstrap`.
+struct Committer<'c> {
+    tx: &'c rusqlite::Transaction<'c>,
+    new_keys: Vec<((Space, String), i64)>,
+}
+
+impl Committer<'_> {
+    fn key_id(&self, space: Space, path: &str) -> Result<Option<i64>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT id FROM keys WHERE space = ?1 AND path = ?2")?
+            .query_row(params![space.as_str(), path], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn ensure_key(&mut self, space: Space, path: &str) -> Result<i64> {
+        if let Some(id) = self.key_id(space, path)? {
+            return Ok(id);
+        }
+        let (parent_id, name) = if space == Space::File && path != "/" {
+            let cut = path.rfind('/').unwrap_or(0);
+            let parent = if cut == 0 { "/" } else { &path[..cut] };
+            (Some(self.ensure_key(space, parent)?), &path[cut + 1..])
+        } else {
+            (None, if path == "/" { "" } else { path })
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO keys(space, path, parent_id, name) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![space.as_str(), path, parent_id, name])?;
+        let id = self.tx.last_insert_rowid();
+        self.new_keys.push(((space, path.to_string()), id));
+        Ok(id)
+    }
+
+    fn chunk_id(&self, chunk: &ChunkRef) -> Result<ChunkId> {
+        match chunk {
+            ChunkRef::Stored(id) => Ok(*id),
+            ChunkRef::Pending(hash) => self
+                .tx
+                .prepare_cached("SELECT id FROM chunks WHERE hash = ?1")?
+                .query_row(params![&hash[..]], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| corrupt("a pending chunk was never stored")),
+        }
+    }
+
+    fn insert_chunks(&self, chunks: &[EncodedChunk]) -> Result<()> {
+        insert_chunks(self.tx, chunks)
+    }
+
+    fn insert_version(&mut self, branch: BranchId, tx_id: TxId, w: &Write) -> Result<()> {
+        let key = self.ensure_key(w.space, &w.path)?;
+        let (kind, meta, size, digest, manifest, value): (
+            i64,
+            Option<Meta>,
+            u64,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<&str>,
+        ) = match &w.entry {
+            None => (0, None, 0, None, None, None),
+            Some(Entry::File { meta, content }) => {
+                let ids = content
+                    .chunks
+                    .iter()
+                    .map(|c| self.chunk_id(c))
+                    .collect::<Result<Vec<_>>>()?;
+                (
+                    1,
+                    Some(*meta),
+                    content.size,
+                    Some(content.digest.to_vec()),
+                    Some(encode_manifest(&ids)),
+                    None,
+                )
+            }
+            Some(Entry::Dir { meta }) => (2, Some(*meta), 0, None, None, None),
+            Some(Entry::Symlink { meta, target }) => (
+                3,
+                Some(*meta),
+                target.len() as u64,
+                None,
+                None,
+                Some(target.as_str()),
+            ),
+            Some(Entry::Value(v)) => (4, None, v.len() as u64, None, None, Some(v.as_str())),
+        };
+        let m = meta.unwrap_or(Meta {
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+        });
+        self.tx
+            .prepare_cached(
+                "INSERT INTO versions(key_id, branch_id, tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                key, branch, tx_id as i64, kind, m.mode, m.uid, m.gid, size as i64, m.mtime_ns, digest, manifest, value
+            ])?;
+        Ok(())
+    }
+
+    /// Newest transaction id, its time and hash.
+    fn head(&self) -> Result<(TxId, i64, Hash)> {
+        let row: Option<(i64, i64, Vec<u8>)> = self
+            .tx
+            .prepare_cached("SELECT id, time_us, hash FROM transactions ORDER BY id DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        Ok(match row {
+            Some((id, t, h)) => (id as TxId, t, h.try_into().unwrap_or([0u8; 32])),
+            None => (0, 0, [0u8; 32]),
+        })
+    }
+
+    /// Write the transaction row and everything it carries.
+    fn write_tx(
+        &mut self,
+        branch: BranchId,
+        meta: &CommitMeta,
+        host: &str,
+        writes: &[Write],
+        logs: &[LogEntry],
+    ) -> Result<TxInfo> {
+        let (head, head_time, prev_hash) = self.head()?;
+        let id = head + 1;
+        let time_us = now_us().max(head_time);
+        for w in writes {
+            self.insert_version(branch, id, w)?;
+        }
+        for l in logs {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO log_entries(branch_id, tx_id, time_us, source, severity, message, process_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    branch, id as i64, l.time_us, l.source, l.severity, l.message,
+                    l.process_id.map(|p| p as i64)
+                ])?;
+        }
+        let mut info = TxInfo {
+            id,
+            branch_id: branch,
+            time_us,
+            author: meta.author.clone(),
+            host: host.to_string(),
+            command: meta.command.clone(),
+            message: meta.message.clone(),
+            merge: meta.merge,
+            hash: [0u8; 32],
+        };
+        let chain: Vec<ChainWrite<'_>> = writes
+            .iter()
+            .map(|w| ChainWrite {
+                space: w.space,
+                path: &w.path,
+                entry: w.entry.as_ref(),
+            })
+            .collect();
+        info.hash = tx_hash(&prev_hash, &info, &chain, logs);
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO transactions({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?
+            .execute(params![
+                id as i64,
+                branch,
+                time_us,
+                info.author,
+                info.host,
+                info.command,
+                info.message,
+                info.merge.map(|m| m.0),
+                info.merge.map(|m| m.1 as i64),
+                &info.hash[..]
+            ])?;
+        Ok(info)
+    }
+
+    /// First-committer-wins validation: fail when anything the transaction
+    /// read, wrote or listed changed on its branch after its snapshot.
+    fn validate(&self, req: &CommitRequest) -> Result<()> {
+        let check = |space: Space, path: &str| -> Result<()> {
+            if let Some(key) = self.key_id(space, path)? {
+                let newer: Option<i64> = self
+                    .tx
+                    .prepare_cached(
+                        "SELECT max(tx_id) FROM versions WHERE key_id = ?1 AND branch_id = ?2 AND tx_id > ?3",
+                    )?
+                    .query_row(params![key, req.branch, req.snapshot as i64], |r| r.get(0))?;
+                if let Some(tx) = newer {
+                    return Err(Error::Conflict {
+                        path: path.to_string(),
+                        tx: tx as TxId,
+                        snapshot: req.snapshot,
+                    });
+                }
+            }
+            Ok(())
+        };
+        for (space, path) in &req.reads {
+            check(*space, path)?;
+        }
+        for w in &req.writes {
+            check(w.space, &w.path)?;
+        }
+        for dir in &req.listed_dirs {
+            if let Some(key) = self.key_id(Space::File, dir)? {
+                let newer: Option<(i64, String)> = self
+                    .tx
+                    .prepare_cached(
+                        "SELECT v.tx_id, k.path FROM keys k JOIN versions v ON v.key_id = k.id \
+                         WHERE k.parent_id = ?1 AND v.branch_id = ?2 AND v.tx_id > ?3 LIMIT 1",
+                    )?
+                    .query_row(params![key, req.branch, req.snapshot as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                if let Some((tx, path)) = newer {
+                    return Err(Error::Conflict {
+                        path,
+                        tx: tx as TxId,
+                        snapshot: req.snapshot,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn insert_chunks(conn: &Connection, chunks: &[EncodedChunk]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO chunks(hash, size, codec, data) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for c in chunks {
+        stmt.execute(params![&c.hash[..], c.size, c.codec, c.data])?;
+    }
+    Ok(())
+}
+
+impl Backend for SqliteBackend {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn head(&mut self) -> Result<TxId> {
+        let id: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT max(id) FROM transactions")?
+            .query_row([], |r| r.get(0))?;
+        Ok(id.unwrap_or(0) as TxId)
+    }
+
+    fn bootstrap(&mut self, meta: &CommitMeta, host: &str, root: &Entry) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT id FROM branches LIMIT 1", [], |r| r.get(0))
+            .optional()?;
+        if exists.is_some() {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO branches(name, parent_id, fork_tx, created_us) VALUES ('main', NULL, NULL, ?1)",
+            params![now_us()],
+        )?;
+        let main = tx.last_insert_rowid();
+        {
+            let mut c = Committer {
+                tx: &tx,
+                new_keys: Vec::new(),
+            };
+            let writes = [Write {
+                space: Space::File,
+                path: "/".to_string(),
+                entry: Some(root.clone()),
+            }];
+            c.write_tx(main, meta, host, &writes, &[])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn branches(&mut self) -> Result<Vec<BranchInfo>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {BRANCH_COLS} FROM branches WHERE deleted_us IS NULL ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], branch_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn branch_by_name(&mut self, name: &str) -> Result<Option<BranchInfo>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {BRANCH_COLS} FROM branches WHERE name = ?1 AND deleted_us IS NULL"
+            ))?
+            .query_row(params![name], branch_from_row)
+            .optional()?)
+    }
+
+    fn branch_by_id(&mut self, id: BranchId) -> Result<Option<BranchInfo>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {BRANCH_COLS} FROM branches WHERE id = ?1"))?
+            .query_row(params![id], branch_from_row)
+            .optional()?)
+    }
+
+    fn create_branch(&mut self, name: &str, parent: BranchId, fork_tx: TxId) -> Result<BranchInfo> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM branches WHERE name = ?1 AND deleted_us IS NULL",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if taken.is_some() {
+            return Err(Error::InvalidBranch {
+                name: name.to_string(),
+                reason: "a branch with that name already exists".to_string(),
+            });
+        }
+        let created = now_us();
+        tx.execute(
+            "INSERT INTO branches(name, parent_id, fork_tx, created_us) VALUES (?1, ?2, ?3, ?4)",
+            params![name, parent, fork_tx as i64, created],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(BranchInfo {
+            id,
+            name: name.to_string(),
+            parent: Some(parent),
+            fork_tx: Some(fork_tx),
+            created_us: created,
+        })
+    }
+
+    fn branch_head(&mut self, id: BranchId) -> Result<Option<TxId>> {
+        let v: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT max(id) FROM transactions WHERE branch_id = ?1")?
+            .query_row(params![id], |r| r.get(0))?;
+        Ok(v.map(|v| v as TxId))
+    }
+
+    fn read(
+        &mut self,
+        lineage: &Lineage,
+        space: Space,
+        path: &str,
+    ) -> Result<Option<VersionRecord>> {
+        match self.key_id(space, path)? {
+            Some(key) => self.read_by_key(key, lineage),
+            None => Ok(None),
+        }
+    }
+
+    fn children(&mut self, lineage: &Lineage, dir: &str) -> Result<Vec<(String, VersionRecord)>> {
+        let Some(dir_key) = self.key_id(Space::File, dir)? else {
+            return Ok(Vec::new());
+        };
+        let keys = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id, name FROM keys WHERE parent_id = ?1")?;
+            let rows = stmt.query_map(params![dir_key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?
+        };
+        self.existing_of_keys(keys, lineage)
+    }
+
+    fn list_space(
+        &mut self,
+        lineage: &Lineage,
+        space: Space,
+    ) -> Result<Vec<(String, VersionRecord)>> {
+        let keys = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id, path FROM keys WHERE space = ?1")?;
+            let rows = stmt.query_map(params![space.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?
+        };
+        self.existing_of_keys(keys, lineage)
+    }
+
+    fn history(
+        &mut self,
+        lineage: &Lineage,
+        space: Space,
+        path: &str,
+    ) -> Result<Vec<VersionRecord>> {
+        let Some(key) = self.key_id(space, path)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLS} FROM versions WHERE key_id = ?1 AND branch_id = ?2 AND tx_id <= ?3 \
+             ORDER BY tx_id DESC"
+        ))?;
+        for step in &lineage.steps {
+            let rows = stmt.query_map(
+                params![key, step.branch, step.upto as i64],
+                version_from_row,
+            )?;
+            for row in rows {
+                let (tx, kind, raw) = row?;
+                out.push(decode_version(tx, kind, raw)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn transactions(
+        &mut self,
+        lineage: &Lineage,
+        before: Option<TxId>,
+        limit: usize,
+    ) -> Result<Vec<TxInfo>> {
+        let mut out = Vec::new();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {TX_COLS} FROM transactions WHERE branch_id = ?1 AND id <= ?2 ORDER BY id DESC LIMIT ?3"
+        ))?;
+        for step in &lineage.steps {
+            if out.len() >= limit {
+                break;
+            }
+            let mut upto = step.upto;
+            if let Some(b) = before {
+                upto = upto.min(b.saturating_sub(1));
+            }
+            let rows = stmt.query_map(
+                params![step.branch, upto as i64, (limit - out.len()) as i64],
+                tx_from_row,
+            )?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    fn tx_info(&mut self, id: TxId) -> Result<Option<TxInfo>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {TX_COLS} FROM transactions WHERE id = ?1"))?
+            .query_row(params![id as i64], tx_from_row)
+            .optional()?)
+    }
+
+    fn tx_at_time(&mut self, time_us: i64) -> Result<Option<TxId>> {
+        let v: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT max(id) FROM transactions WHERE time_us <= ?1")?
+            .query_row(params![time_us], |r| r.get(0))?;
+        Ok(v.map(|v| v as TxId))
+    }
+
+    fn tx_writes(&mut self, id: TxId) -> Result<Vec<Write>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT k.space, k.path, v.tx_id, v.kind, v.mode, v.uid, v.gid, v.size, v.mtime_ns, v.digest, v.manifest, v.value \
+             FROM versions v JOIN keys k ON k.id = v.key_id WHERE v.tx_id = ?1 ORDER BY k.space, k.path",
+        )?;
+        let rows = stmt.query_map(params![id as i64], |r| {
+            let space: String = r.get(0)?;
+            let path: String = r.get(1)?;
+            let raw = RawVersion {
+                mode: r.get(4)?,
+                uid: r.get(5)?,
+                gid: r.get(6)?,
+                size: r.get(7)?,
+                mtime_ns: r.get(8)?,
+                digest: r.get(9)?,
+                manifest: r.get(10)?,
+                value: r.get(11)?,
+            };
+            Ok((space, path, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, raw))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (space, path, tx, kind, raw) = row?;
+            let space = Space::from_name(&space)
+                .ok_or_else(|| corrupt(format!("unknown space {space}")))?;
+            out.push(Write {
+                space,
+                path,
+                entry: decode_version(tx as TxId, kind, raw)?.entry,
+            });
+        }
+        Ok(out)
+    }
+
+    fn read_chunk(&mut self, chunk: ChunkRef) -> Result<Vec<u8>> {
+        let row: Option<(Vec<u8>, u32, u8, Vec<u8>)> = match chunk {
+            ChunkRef::Stored(id) => self
+                .conn
+                .prepare_cached("SELECT hash, size, codec, data FROM chunks WHERE id = ?1")?
+                .query_row(params![id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?,
+            ChunkRef::Pending(h) => self
+                .conn
+                .prepare_cached("SELECT hash, size, codec, data FROM chunks WHERE hash = ?1")?
+                .query_row(params![&h[..]], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?,
+        };
+        let (hash, size, codec, data) =
+            row.ok_or_else(|| corrupt(format!("missing chunk {chunk:?}")))?;
+        let hash: Hash = hash
+            .try_into()
+            .map_err(|_| corrupt("chunk hash of the wrong length"))?;
+        decode_chunk(&hash, size, codec, &data)
+    }
+
+    fn store_chunks(&mut self, chunks: &[EncodedChunk]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        insert_chunks(&tx, chunks)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn commit(&mut self, req: CommitRequest) -> Result<TxInfo> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (info, new_keys) = {
+            let mut c = Committer {
+                tx: &tx,
+                new_keys: Vec::new(),
+            };
+            let (head, _, _) = c.head()?;
+            if req.snapshot < head {
+                c.validate(&req)?;
+            }
+            c.insert_chunks(&req.chunks)?;
+            let info = c.write_tx(req.branch, &req.meta, &req.host, &req.writes, &req.logs)?;
+            (info, c.new_keys)
+        };
+        tx.commit()?;
+        for (k, id) in new_keys {
+            if self.key_ids.len() < KEY_CACHE_MAX {
+                self.key_ids.insert(k, id);
+            }
+        }
+        Ok(info)
+    }
+
+    fn logs(&mut self, lineage: &Lineage, filter: &LogFilter) -> Result<Vec<StoredLog>> {
+        let mut out = Vec::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, tx_id, time_us, source, severity, message, process_id FROM log_entries \
+             WHERE branch_id = ?1 AND tx_id <= ?2 AND tx_id > ?3 \
+             AND (?4 IS NULL OR severity <= ?4) AND (?5 IS NULL OR source = ?5) ORDER BY id DESC LIMIT ?6",
+        )?;
+        let limit = filter.limit.unwrap_or(usize::MAX).min(i64::MAX as usize);
+        for step in &lineage.steps {
+            let rows = stmt.query_map(
+                params![
+                    step.branch,
+                    step.upto as i64,
+                    filter.after_tx.unwrap_or(0) as i64,
+                    filter.max_severity,
+                    filter.source,
+                    (limit.saturating_sub(out.len())) as i64
+                ],
+                |r| {
+                    Ok(StoredLog {
+                        id: r.get(0)?,
+                        tx: r.get::<_, i64>(1)? as TxId,
+                        entry: LogEntry {
+                            time_us: r.get(2)?,
+                            source: r.get(3)?,
+                            severity: r.get(4)?,
+                            message: r.get(5)?,
+                            process_id: r.get::<_, Option<i64>>(6)?.map(|p| p as u64),
+                        },
+                    })
+                },
+            )?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        out.sort_by(|a, b| (a.tx, a.id).cmp(&(b.tx, b.id)));
+        if out.len() > limit {
+            out.drain(..out.len() - limit);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,382 @@
+//! The engine: opens a backend, resolves branches and moments into lineages,
+//! and hands out transactions and read-only views.
+
+use crate::backend::sqlite::SqliteBackend;
+use crate::backend::{Backend, CommitMeta};
+use crate::error::{Error, Result};
+use crate::path::VPath;
+use crate::txn::{Actor, TxState, Txn};
+use crate::types::{BranchInfo, Change, Entry, Lineage, LineageStep, Meta, Space, TxId, TxInfo};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How many times an autocommit is retried after a conflict or a busy lock.
+const AUTOCOMMIT_RETRIES: u32 = 20;
+
+/// The temporal storage engine over one database.
+pub struct Engine {
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) host: String,
+}
+
+/// The database used when none is named: `$DBOS_DB`, else
+/// `$XDG_DATA_HOME/dbos/state.db`, else `~/.local/share/dbos/state.db`.
+pub fn default_location() -> Result<String> {
+    if let Ok(db) = std::env::var("DBOS_DB") {
+        if !db.is_empty() {
+            return Ok(db);
+        }
+    }
+    let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".local/share"),
+            None => {
+                return Err(Error::Database(
+                    "no database given: set --db, DBOS_DB, XDG_DATA_HOME or HOME".to_string(),
+                ))
+            }
+        },
+    };
+    Ok(data.join("dbos").join("state.db").display().to_string())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Check a branch name: 1 to 100 characters of letters, digits and `._-/`,
+/// not starting with `-` or `/`, without `..` or `@`, and not a REF keyword.
+pub fn check_branch_name(name: &str) -> Result<()> {
+    let bad = |reason: &str| Error::InvalidBranch {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() || name.len() > 100 {
+        return Err(bad("must be 1 to 100 characters"));
+    }
+    if name.starts_with('-') || name.starts_with('/') || name.ends_with('/') {
+        return Err(bad("must not start with '-' or '/' or end with '/'"));
+    }
+    if name.contains("..") || name.contains("//") {
+        return Err(bad("must not contain '..' or '//'"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-/".contains(*c)))
+    {
+        return Err(bad(&format!("character {c:?} not allowed")));
+    }
+    if name == "HEAD"
+        || name == "now"
+        || (name.starts_with('T') && name[1..].parse::<u64>().is_ok())
+    {
+        return Err(bad("reserved: it reads as a moment"));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Open the database at `location` (a file path), creating it on first use.
+    pub fn open(location: &str) -> Result<Engine> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            return Err(Error::Database(
+                "the PostgreSQL backend is not available in this build".to_string(),
+            ));
+        }
+        Self::with_backend(Box::new(SqliteBackend::open(Path::new(location))?))
+    }
+
+    /// Open the default database (see `default_location`).
+    pub fn open_default() -> Result<Engine> {
+        Self::open(&default_location()?)
+    }
+
+    /// Wrap a backend, bootstrapping a new database (branch `main`, T1
+    /// creating the root directory).
+    pub fn with_backend(mut backend: Box<dyn Backend>) -> Result<Engine> {
+        let host = host_name();
+        if backend.head()? == 0 {
+            let root = Entry::Dir {
+                meta: Meta {
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    mtime_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+                },
+            };
+            let meta = CommitMeta {
+                author: "dbos".to_string(),
+                command: "init".to_string(),
+                message: Some("new database".to_string()),
+                merge: None,
+            };
+            backend.bootstrap(&meta, &host, &root)?;
+        }
+        Ok(Engine { backend, host })
+    }
+
+    /// Where the database is.
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// The host name recorded with transactions.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Direct access to the backend (for tools such as `verify`).
+    pub fn backend(&mut self) -> &mut dyn Backend {
+        &mut *self.backend
+    }
+
+    /// The newest committed transaction id.
+    pub fn head(&mut self) -> Result<TxId> {
+        self.backend.head()
+    }
+
+    // ----- branches ----------------------------------------------------
+
+    /// A live branch by name.
+    pub fn branch(&mut self, name: &str) -> Result<BranchInfo> {
+        self.backend
+            .branch_by_name(name)?
+            .ok_or_else(|| Error::NoSuchBranch(name.to_string()))
+    }
+
+    /// Every live branch.
+    pub fn branches(&mut self) -> Result<Vec<BranchInfo>> {
+        self.backend.branches()
+    }
+
+    /// Create a branch of `from` as it was at transaction `at`. Copies no rows.
+    pub fn create_branch(&mut self, name: &str, from: &str, at: TxId) -> Result<BranchInfo> {
+        check_branch_name(name)?;
+        let parent = self.branch(from)?;
+        if at > self.backend.head()? {
+            return Err(Error::NoSuchTransaction(at));
+        }
+        self.backend.create_branch(name, parent.id, at)
+    }
+
+    /// The newest transaction visible on a branch (its own or inherited).
+    pub fn branch_tip(&mut self, branch: &BranchInfo) -> Result<TxId> {
+        let own = self.backend.branch_head(branch.id)?;
+        Ok(match (own, branch.fork_tx) {
+            (Some(t), _) => t,
+            (None, Some(f)) => f,
+            (None, None) => 0,
+        })
+    }
+
+    /// What `branch` sees at transaction `upto`: its own versions up to
+    /// `upto`, then each ancestor's up to the fork point.
+    pub fn lineage(&mut self, branch: &BranchInfo, upto: TxId) -> Result<Lineage> {
+        let mut steps = vec![LineageStep {
+            branch: branch.id,
+            upto,
+        }];
+        let mut cur = branch.clone();
+        let mut seen = BTreeSet::new();
+        while let (Some(parent), Some(fork)) = (cur.parent, cur.fork_tx) {
+            if !seen.insert(parent) {
+                return Err(Error::Corrupt {
+                    location: self.location(),
+                    reason: "branch ancestry has a cycle".to_string(),
+                });
+            }
+            let limit = steps.last().map(|s| s.upto).unwrap_or(upto).min(fork);
+            steps.push(LineageStep {
+                branch: parent,
+                upto: limit,
+            });
+            cur = self
+                .backend
+                .branch_by_id(parent)?
+                .ok_or_else(|| Error::Corrupt {
+                    location: String::new(),
+                    reason: format!("branch {parent} is missing"),
+                })?;
+        }
+        Ok(Lineage { steps })
+    }
+
+    // ----- transactions and views ---------------------------------------
+
+    /// Begin a transaction on `branch`, reading the newest committed state.
+    pub fn begin(&mut self, branch: &str, actor: &Actor) -> Result<Txn<'_>> {
+        let b = self.branch(branch)?;
+        let snapshot = self.backend.head()?;
+        let lineage = self.lineage(&b, snapshot)?;
+        Ok(Txn {
+            engine: self,
+            st: TxState {
+                branch: b,
+                snapshot,
+                lineage,
+                read_only: None,
+                overlay: BTreeMap::new(),
+                reads: BTreeSet::new(),
+                listed: BTreeSet::new(),
+                chunks: HashMap::new(),
+                chunk_bytes: 0,
+                logs: Vec::new(),
+                actor: actor.clone(),
+            },
+        })
+    }
+
+    /// A read-only view of `branch` as it was right after transaction `at`.
+    pub fn view_at(&mut self, branch: &str, at: TxId) -> Result<Txn<'_>> {
+        let b = self.branch(branch)?;
+        if at > self.backend.head()? {
+            return Err(Error::NoSuchTransaction(at));
+        }
+        let lineage = self.lineage(&b, at)?;
+        Ok(Txn {
+            engine: self,
+            st: TxState {
+                branch: b.clone(),
+                snapshot: at,
+                lineage,
+                read_only: Some(format!("{}@T{at}", b.name)),
+                overlay: BTreeMap::new(),
+                reads: BTreeSet::new(),
+                listed: BTreeSet::new(),
+                chunks: HashMap::new(),
+                chunk_bytes: 0,
+                logs: Vec::new(),
+                actor: Actor::default(),
+            },
+        })
+    }
+
+    /// Continue a transaction kept open with `Txn::into_state`.
+    pub fn resume(&mut self, st: TxState) -> Txn<'_> {
+        Txn { engine: self, st }
+    }
+
+    /// Run `work` in its own transaction and commit it. On a conflict with a
+    /// concurrent commit (or a busy lock) the work is run again on a fresh
+    /// snapshot, a bounded number of times with growing back-off.
+    pub fn autocommit<T>(
+        &mut self,
+        branch: &str,
+        actor: &Actor,
+        command: &str,
+        mut work: impl FnMut(&mut Txn<'_>) -> Result<T>,
+    ) -> Result<(T, Option<TxInfo>)> {
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.begin(branch, actor)?;
+            let out = work(&mut tx)?;
+            match tx.commit(command, None) {
+                Ok(info) => return Ok((out, info)),
+                Err(e) if e.is_retryable() && attempt < AUTOCOMMIT_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(
+                        (1u64 << attempt.min(6)) + u64::from(std::process::id() % 7),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    // ----- history -------------------------------------------------------
+
+    /// A transaction's metadata.
+    pub fn tx_info(&mut self, id: TxId) -> Result<TxInfo> {
+        self.backend
+            .tx_info(id)?
+            .ok_or(Error::NoSuchTransaction(id))
+    }
+
+    /// The newest transaction committed at or before a time (microseconds
+    /// since the epoch).
+    pub fn tx_at_time(&mut self, time_us: i64) -> Result<TxId> {
+        self.backend.tx_at_time(time_us)?.ok_or_else(|| {
+            Error::NoTransactionAtTime(
+                chrono::DateTime::from_timestamp_micros(time_us)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| time_us.to_string()),
+            )
+        })
+    }
+
+    /// Transactions visible on `branch` at `at`, newest first.
+    pub fn log(&mut self, branch: &str, at: Option<TxId>, limit: usize) -> Result<Vec<TxInfo>> {
+        let b = self.branch(branch)?;
+        let upto = match at {
+            Some(t) => t,
+            None => self.backend.head()?,
+        };
+        let lineage = self.lineage(&b, upto)?;
+        self.backend.transactions(&lineage, None, limit)
+    }
+
+    /// Every version of a key visible on `branch` at `at`, newest first,
+    /// with the transaction that wrote it (entry None = removed).
+    pub fn history(
+        &mut self,
+        branch: &str,
+        at: Option<TxId>,
+        space: Space,
+        path: &str,
+    ) -> Result<Vec<(TxInfo, Option<Entry>)>> {
+        let b = self.branch(branch)?;
+        let upto = match at {
+            Some(t) => t,
+            None => self.backend.head()?,
+        };
+        let lineage = self.lineage(&b, upto)?;
+        let versions = self.backend.history(&lineage, space, path)?;
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            let info = self.tx_info(v.tx)?;
+            out.push((info, v.entry));
+        }
+        Ok(out)
+    }
+
+    /// History of a file path (convenience for `history(..., Space::File, ...)`).
+    pub fn file_history(
+        &mut self,
+        branch: &str,
+        path: &VPath,
+    ) -> Result<Vec<(TxInfo, Option<Entry>)>> {
+        self.history(branch, None, Space::File, path.as_str())
+    }
+
+    /// What one transaction changed: each key with its state before and after.
+    pub fn changes(&mut self, id: TxId) -> Result<Vec<Change>> {
+        let info = self.tx_info(id)?;
+        let b = self
+            .backend
+            .branch_by_id(info.branch_id)?
+            .ok_or_else(|| Error::NoSuchBranch(format!("#{}", info.branch_id)))?;
+        let before = self.lineage(&b, id.saturating_sub(1))?;
+        let writes = self.backend.tx_writes(id)?;
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            let prev = self
+                .backend
+                .read(&before, w.space, &w.path)?
+                .and_then(|v| v.entry);
+            out.push(Change {
+                space: w.space,
+                path: w.path,
+                before: prev,
+                after: w.entry,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,178 @@
+//! Basic behaviour of the engine through its public API.
+
+use dbos_engine::{Actor, Engine, Entry, Error, Space, VPath};
+
+fn p(s: &str) -> VPath {
+    VPath::parse(s).unwrap()
+}
+
+fn open() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path().join("state.db").to_str().unwrap()).unwrap();
+    (dir, e)
+}
+
+#[test]
+fn new_database_has_root_and_t1() {
+    let (_d, mut e) = open();
+    assert_eq!(e.head().unwrap(), 1);
+    let info = e.tx_info(1).unwrap();
+    assert_eq!(info.command, "init");
+    let mut v = e.view_at("main", 1).unwrap();
+    assert!(v.stat(&p("/")).unwrap().unwrap().is_dir());
+    assert!(v.read_dir(&p("/")).unwrap().is_empty());
+}
+
+#[test]
+fn write_read_and_time_travel() {
+    let (_d, mut e) = open();
+    let a = Actor::default();
+    let (_, t1) = e
+        .autocommit("main", &a, "echo one > /f", |tx| {
+            tx.write_bytes(&p("/f"), b"one\n")
+        })
+        .unwrap();
+    let (_, t2) = e
+        .autocommit("main", &a, "echo two >> /f", |tx| {
+            tx.write_file(&p("/f"), &b"two\n"[..], true)
+        })
+        .unwrap();
+    let (_, t3) = e
+        .autocommit("main", &a, "rm /f", |tx| tx.remove(&p("/f"), false))
+        .unwrap();
+    let (t1, t2, t3) = (t1.unwrap().id, t2.unwrap().id, t3.unwrap().id);
+    assert!(t1 < t2 && t2 < t3);
+    assert_eq!(
+        e.view_at("main", t1).unwrap().read_file(&p("/f")).unwrap(),
+        b"one\n"
+    );
+    assert_eq!(
+        e.view_at("main", t2).unwrap().read_file(&p("/f")).unwrap(),
+        b"one\ntwo\n"
+    );
+    assert!(e
+        .view_at("main", t3)
+        .unwrap()
+        .stat(&p("/f"))
+        .unwrap()
+        .is_none());
+    let h = e.file_history("main", &p("/f")).unwrap();
+    assert_eq!(h.len(), 3);
+    assert!(h[0].1.is_none());
+    assert_eq!(h[2].0.command, "echo one > /f");
+    let ch = e.changes(t2).unwrap();
+    assert_eq!(ch.len(), 1);
+    assert!(ch[0].before.is_some() && ch[0].after.is_some());
+}
+
+#[test]
+fn explicit_transaction_is_atomic_and_rollback_discards() {
+    let (_d, mut e) = open();
+    let a = Actor::default();
+    let mut tx = e.begin("main", &a).unwrap();
+    tx.mkdir(&p("/etc"), false, 0o755).unwrap();
+    tx.write_bytes(&p("/etc/a"), b"a").unwrap();
+    let st = tx.into_state();
+    // Not visible to others before commit.
+    let head = e.head().unwrap();
+    assert!(e
+        .view_at("main", head)
+        .unwrap()
+        .stat(&p("/etc"))
+        .unwrap()
+        .is_none());
+    let tx = e.resume(st);
+    tx.rollback();
+    assert_eq!(e.head().unwrap(), 1);
+    let mut tx = e.begin("main", &a).unwrap();
+    tx.mkdir(&p("/etc"), false, 0o755).unwrap();
+    tx.write_bytes(&p("/etc/a"), b"a").unwrap();
+    tx.write_bytes(&p("/etc/b"), b"b").unwrap();
+    let info = tx.commit("multi", Some("msg".into())).unwrap().unwrap();
+    assert_eq!(e.changes(info.id).unwrap().len(), 3);
+    assert_eq!(e.tx_info(info.id).unwrap().message.as_deref(), Some("msg"));
+}
+
+#[test]
+fn conflicting_commit_fails_and_changes_nothing() {
+    let (_d, mut e) = open();
+    let a = Actor::default();
+    e.autocommit("main", &a, "w", |tx| tx.write_bytes(&p("/f"), b"0"))
+        .unwrap();
+    let mut t1 = e.begin("main", &a).unwrap();
+    t1.write_bytes(&p("/f"), b"1").unwrap();
+    let s1 = t1.into_state();
+    e.autocommit("main", &a, "w2", |tx| tx.write_bytes(&p("/f"), b"2"))
+        .unwrap();
+    let head = e.head().unwrap();
+    let err = e.resume(s1).commit("w1", None).unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    assert_eq!(e.head().unwrap(), head);
+    assert_eq!(
+        e.view_at("main", head)
+            .unwrap()
+            .read_file(&p("/f"))
+            .unwrap(),
+        b"2"
+    );
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let (_d, mut e) = open();
+    let a = Actor::default();
+    let mut tx = e.begin("main", &a).unwrap();
+    assert!(matches!(
+        tx.write_bytes(&p("/no/f"), b"x"),
+        Err(Error::NotFound(_))
+    ));
+    tx.write_bytes(&p("/file"), b"x").unwrap();
+    assert!(matches!(
+        tx.write_bytes(&p("/file/x"), b"x"),
+        Err(Error::NotADirectory(_))
+    ));
+    tx.mkdir(&p("/d"), false, 0o755).unwrap();
+    tx.write_bytes(&p("/d/x"), b"x").unwrap();
+    assert!(matches!(
+        tx.remove(&p("/d"), false),
+        Err(Error::DirectoryNotEmpty(_))
+    ));
+    assert!(matches!(
+        tx.rename(&p("/d"), &p("/d/sub")),
+        Err(Error::MoveIntoSelf { .. })
+    ));
+    assert!(matches!(
+        tx.remove(&p("/"), true),
+        Err(Error::RootImmutable)
+    ));
+    assert!(tx.config_set("bad key", "v").is_err());
+    assert!(tx.config_set("", "v").is_err());
+    tx.rename(&p("/d"), &p("/e")).unwrap();
+    assert_eq!(tx.read_file(&p("/e/x")).unwrap(), b"x");
+    assert!(tx.stat(&p("/d/x")).unwrap().is_none());
+}
+
+#[test]
+fn config_and_processes_share_the_mechanism() {
+    let (_d, mut e) = open();
+    let a = Actor::default();
+    let (_, t) = e
+        .autocommit("main", &a, "config set", |tx| {
+            tx.config_set("net.hostname", "box")
+        })
+        .unwrap();
+    e.autocommit("main", &a, "config set", |tx| {
+        tx.config_set("net.hostname", "box2")
+    })
+    .unwrap();
+    let mut v = e.view_at("main", t.unwrap().id).unwrap();
+    assert_eq!(
+        v.config_get("net.hostname").unwrap().as_deref(),
+        Some("box")
+    );
+    let h = e
+        .history("main", None, Space::Config, "net.hostname")
+        .unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].1, Some(Entry::Value("box2".into())));
+}
