@@ -55,6 +55,9 @@ pub enum Error {
     /// No transaction at or before the requested time.
     #[error("no transaction at or before {0}")]
     NoTransactionAtTime(String),
+    /// A REF (a name for a moment) could not be read.
+    #[error("bad REF {text:?}: {reason}")]
+    BadRef { text: String, reason: String },
     /// No such branch.
     #[error("no such branch: {0}")]
     NoSuchBranch(String),

@@ -25,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod migrate;
 pub mod path;
+pub mod refs;
 pub mod txn;
 pub mod types;
 
@@ -32,5 +33,6 @@ pub use backend::{CommitMeta, LogFilter};
 pub use engine::{check_branch_name, default_location, Engine};
 pub use error::{Error, Result};
 pub use path::VPath;
-pub use txn::{Actor, ContentReader, TxState, Txn};
+pub use refs::{parse_ref, Moment, RefSpec};
+pub use txn::{check_config_key, Actor, ContentReader, Savepoint, TxState, Txn};
 pub use types::*;

@@ -48,7 +48,7 @@ impl Default for Actor {
 
 /// The state of a transaction between uses, so a shell can keep one open
 /// across command lines without borrowing the engine.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TxState {
     pub(crate) branch: BranchInfo,
     pub(crate) snapshot: TxId,
@@ -83,6 +83,27 @@ impl TxState {
     pub fn is_clean(&self) -> bool {
         self.overlay.is_empty() && self.logs.is_empty()
     }
+
+    /// Remember the pending changes, to undo a failed command with `restore`.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            overlay: self.overlay.clone(),
+            logs: self.logs.len(),
+        }
+    }
+
+    /// Undo every change made since `sp` was taken.
+    pub fn restore(&mut self, sp: Savepoint) {
+        self.overlay = sp.overlay;
+        self.logs.truncate(sp.logs);
+    }
+}
+
+/// Pending changes at one point of a transaction (see `TxState::savepoint`).
+#[derive(Debug, Clone)]
+pub struct Savepoint {
+    overlay: BTreeMap<(Space, String), Option<Entry>>,
+    logs: usize,
 }
 
 /// An open transaction (or a read-only view of a past moment) on one branch.

@@ -144,4 +144,16 @@ pub trait Backend {
 
     /// Visible log rows, oldest first.
     fn logs(&mut self, lineage: &Lineage, filter: &LogFilter) -> Result<Vec<StoredLog>>;
+
+    /// A tag: the branch and transaction it names.
+    fn tag(&mut self, name: &str) -> Result<Option<(BranchId, TxId)>>;
+    /// Name a moment; a taken name is an error.
+    fn create_tag(&mut self, name: &str, branch: BranchId, tx: TxId) -> Result<()>;
+    /// Every tag: name, branch, transaction.
+    fn tags(&mut self) -> Result<Vec<(String, BranchId, TxId)>>;
+
+    /// Append a line to the interactive shell history.
+    fn add_shell_history(&mut self, author: &str, branch: &str, line: &str) -> Result<()>;
+    /// The newest `limit` history lines of an author, oldest first.
+    fn shell_history(&mut self, author: &str, limit: usize) -> Result<Vec<String>>;
 }

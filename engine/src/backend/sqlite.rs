@@ -922,4 +922,57 @@ impl Backend for SqliteBackend {
         }
         Ok(out)
     }
+
+    fn tag(&mut self, name: &str) -> Result<Option<(BranchId, TxId)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT branch_id, tx_id FROM tags WHERE name = ?1")?
+            .query_row(params![name], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as TxId))
+            })
+            .optional()?)
+    }
+
+    fn create_tag(&mut self, name: &str, branch: BranchId, tx: TxId) -> Result<()> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO tags(name, branch_id, tx_id, created_us) VALUES (?1, ?2, ?3, ?4)",
+            params![name, branch, tx as i64, now_us()],
+        )?;
+        if n == 0 {
+            return Err(Error::InvalidBranch {
+                name: name.to_string(),
+                reason: "a tag with that name already exists".to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn tags(&mut self) -> Result<Vec<(String, BranchId, TxId)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, branch_id, tx_id FROM tags ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as TxId))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn add_shell_history(&mut self, author: &str, branch: &str, line: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO shell_history(time_us, author, branch, line) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![now_us(), author, branch, line])?;
+        Ok(())
+    }
+
+    fn shell_history(&mut self, author: &str, limit: usize) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT line FROM (SELECT id, line FROM shell_history WHERE author = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![author, limit.min(i64::MAX as usize) as i64], |r| {
+            r.get(0)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
 }

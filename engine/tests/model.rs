@@ -1,0 +1,1401 @@
+//! Model-based property test: the engine against a plain in-memory model.
+//!
+//! Random sequences of operations (write, append, truncate, touch, mkdir,
+//! remove, rmdir, rename, copy, symlink, chmod, config set/unset, explicit
+//! begin/commit/rollback, and forking branches) run over a small name space
+//! (`/a`..`/d`, nested up to depth 3) so that collisions and conflicts are
+//! frequent. File content is sometimes large (50-300 KB) so multi-chunk
+//! content, appends to it and truncation of it are exercised.
+//!
+//! The model is a `BTreeMap` of paths (directories, files, symlinks, with
+//! modes) plus a `BTreeMap` of config keys, one per branch. For every
+//! operation the test checks that:
+//! - the engine succeeds exactly when the model does (error kinds are not
+//!   compared), and a failed operation changes nothing;
+//! - inside an explicit transaction, the transaction's view equals the
+//!   model's pending state after every operation;
+//! - a commit records a transaction exactly when the model says something was
+//!   written (removals of never-existing keys are no change), with the next
+//!   global transaction id.
+//!
+//! After the run it checks, for every branch and every transaction id, that
+//! `view_at(branch, tx)` equals the model's copy of that branch at that moment
+//! (whole tree: kinds, bytes, modes, symlink targets; whole config list),
+//! which also shows that branches are isolated from each other; that `log`,
+//! `changes` and `history` of every key ever written agree with the model; and
+//! finally it reopens the database and checks the latest state again.
+//!
+//! `PROPTEST_CASES` raises the number of cases (64 by default).
+
+use dbos_engine::{Actor, BranchId, ChunkRef, Engine, Entry, Space, TxId, TxInfo, Txn, VPath};
+use proptest::prelude::*;
+use proptest::strategy::Union;
+use proptest::test_runner::{Config as PtConfig, TestCaseError};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+const NAMES: &[&str] = &["a", "b", "c", "d"];
+const BRANCH_NAMES: &[&str] = &["b1", "b2", "b3"];
+const MAX_PATH: usize = 4096;
+
+// ----- content --------------------------------------------------------------
+
+/// File content in the model: shared bytes plus their BLAKE3 digest.
+#[derive(Clone)]
+struct Blob {
+    bytes: Arc<Vec<u8>>,
+    digest: [u8; 32],
+}
+
+impl Blob {
+    fn new(bytes: Vec<u8>) -> Blob {
+        let digest = *blake3::hash(&bytes).as_bytes();
+        Blob {
+            bytes: Arc::new(bytes),
+            digest,
+        }
+    }
+}
+
+impl PartialEq for Blob {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest == other.digest && self.bytes.len() == other.bytes.len()
+    }
+}
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.bytes.len() <= 16 {
+            write!(f, "{:?}", String::from_utf8_lossy(&self.bytes))
+        } else {
+            write!(
+                f,
+                "<{} bytes {}>",
+                self.bytes.len(),
+                dbos_engine::hex(&self.digest[..4])
+            )
+        }
+    }
+}
+
+/// What to write: literal bytes, or generated from a seed (random bytes that
+/// do not compress, or text that does).
+#[derive(Clone)]
+enum Data {
+    Literal(Vec<u8>),
+    Gen { seed: u64, len: usize, text: bool },
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Data::Literal(b) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
+            Data::Gen { seed, len, text } => {
+                write!(f, "Gen{{seed: {seed}, len: {len}, text: {text}}}")
+            }
+        }
+    }
+}
+
+impl Data {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Data::Literal(b) => b.clone(),
+            Data::Gen { seed, len, text } => {
+                // xorshift64*: fast even in debug builds.
+                let mut x = seed | 1;
+                let mut next = move || {
+                    x ^= x >> 12;
+                    x ^= x << 25;
+                    x ^= x >> 27;
+                    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+                };
+                let mut out = Vec::with_capacity(len + 64);
+                if *text {
+                    let mut line = 0u64;
+                    while out.len() < *len {
+                        let r = next();
+                        out.extend_from_slice(
+                            format!("line {line} value {} seed {seed}\n", r % 1000).as_bytes(),
+                        );
+                        line += 1;
+                    }
+                } else {
+                    while out.len() < *len {
+                        out.extend_from_slice(&next().to_le_bytes());
+                    }
+                }
+                out.truncate(*len);
+                out
+            }
+        }
+    }
+}
+
+// ----- operations -----------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum FsOp {
+    Write {
+        path: String,
+        data: Data,
+        append: bool,
+    },
+    Truncate {
+        path: String,
+        len: u64,
+    },
+    Touch {
+        path: String,
+    },
+    Mkdir {
+        path: String,
+        parents: bool,
+        mode: u32,
+    },
+    Remove {
+        path: String,
+        recursive: bool,
+    },
+    Rmdir {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Copy {
+        from: String,
+        to: String,
+        recursive: bool,
+    },
+    Symlink {
+        target: String,
+        path: String,
+    },
+    Chmod {
+        path: String,
+        mode: u32,
+    },
+    ConfigSet {
+        key: String,
+        value: String,
+    },
+    ConfigUnset {
+        key: String,
+    },
+}
+
+/// One step of a run. `branch` and `from` are taken modulo the number of
+/// branches existing at that point, so every generated sequence is usable.
+#[derive(Clone, Debug)]
+enum Op {
+    Fs { branch: usize, op: FsOp },
+    Begin { branch: usize },
+    Commit { branch: usize },
+    Rollback { branch: usize },
+    Fork { name: usize, from: usize },
+}
+
+fn vp(s: &str) -> VPath {
+    VPath::parse(s).expect("generated paths are valid")
+}
+
+/// Run one operation on an engine transaction.
+fn apply_engine(tx: &mut Txn<'_>, op: &FsOp, bytes: &[u8]) -> dbos_engine::Result<()> {
+    match op {
+        FsOp::Write { path, append, .. } => tx.write_file(&vp(path), bytes, *append),
+        FsOp::Truncate { path, len } => tx.truncate(&vp(path), *len),
+        FsOp::Touch { path } => tx.touch(&vp(path)),
+        FsOp::Mkdir {
+            path,
+            parents,
+            mode,
+        } => tx.mkdir(&vp(path), *parents, *mode),
+        FsOp::Remove { path, recursive } => tx.remove(&vp(path), *recursive),
+        FsOp::Rmdir { path } => tx.rmdir(&vp(path)),
+        FsOp::Rename { from, to } => tx.rename(&vp(from), &vp(to)),
+        FsOp::Copy {
+            from,
+            to,
+            recursive,
+        } => tx.copy(&vp(from), &vp(to), *recursive),
+        FsOp::Symlink { target, path } => tx.symlink(target, &vp(path)),
+        FsOp::Chmod { path, mode } => tx.chmod(&vp(path), *mode),
+        FsOp::ConfigSet { key, value } => tx.config_set(key, value),
+        FsOp::ConfigUnset { key } => tx.config_unset(key),
+    }
+}
+
+// ----- the model ------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq)]
+enum Node {
+    Dir { mode: u32 },
+    File { blob: Blob, mode: u32 },
+    Symlink { target: String, mode: u32 },
+}
+
+/// A key of versioned state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    File(String),
+    Config(String),
+}
+
+/// What a key holds.
+#[derive(Clone, Debug, PartialEq)]
+enum Val {
+    Node(Node),
+    Value(String),
+}
+
+/// The whole state of one branch at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct State {
+    files: BTreeMap<String, Node>,
+    config: BTreeMap<String, String>,
+}
+
+type MResult = Result<(), &'static str>;
+
+fn parent(p: &str) -> Option<&str> {
+    if p == "/" {
+        return None;
+    }
+    match p.rfind('/') {
+        Some(0) => Some("/"),
+        Some(i) => Some(&p[..i]),
+        None => None,
+    }
+}
+
+/// True when `p` is `base` or lies below it.
+fn is_under(p: &str, base: &str) -> bool {
+    base == "/" || p == base || (p.starts_with(base) && p.as_bytes().get(base.len()) == Some(&b'/'))
+}
+
+fn valid_config_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 255
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:/@".contains(c))
+}
+
+impl State {
+    fn initial() -> State {
+        let mut s = State::default();
+        s.files.insert("/".to_string(), Node::Dir { mode: 0o755 });
+        s
+    }
+
+    fn get(&self, key: &Key) -> Option<Val> {
+        match key {
+            Key::File(p) => self.files.get(p).cloned().map(Val::Node),
+            Key::Config(k) => self.config.get(k).cloned().map(Val::Value),
+        }
+    }
+
+    /// `p` and everything below it, sorted.
+    fn subtree(&self, p: &str) -> Vec<String> {
+        self.files
+            .keys()
+            .filter(|k| is_under(k, p))
+            .cloned()
+            .collect()
+    }
+
+    fn has_children(&self, p: &str) -> bool {
+        self.files.keys().any(|k| k != p && is_under(k, p))
+    }
+
+    fn require_parent_dir(&self, p: &str) -> MResult {
+        match parent(p) {
+            None => Err("root has no parent"),
+            Some(par) => match self.files.get(par) {
+                Some(Node::Dir { .. }) => Ok(()),
+                Some(_) => Err("parent is not a directory"),
+                None => Err("parent does not exist"),
+            },
+        }
+    }
+
+    fn mkdir(&mut self, t: &mut Vec<Key>, p: &str, parents: bool, mode: u32) -> MResult {
+        match self.files.get(p) {
+            Some(Node::Dir { .. }) if parents => return Ok(()),
+            Some(_) => return Err("exists"),
+            None => {}
+        }
+        if parents {
+            if let Some(par) = parent(p) {
+                self.mkdir(t, par, true, mode)?;
+            }
+        } else {
+            self.require_parent_dir(p)?;
+        }
+        self.files.insert(p.to_string(), Node::Dir { mode });
+        t.push(Key::File(p.to_string()));
+        Ok(())
+    }
+
+    fn remove(&mut self, t: &mut Vec<Key>, p: &str, recursive: bool) -> MResult {
+        if p == "/" {
+            return Err("root");
+        }
+        match self.files.get(p) {
+            None => Err("not found"),
+            Some(Node::Dir { .. }) => {
+                if self.has_children(p) && !recursive {
+                    return Err("directory not empty");
+                }
+                for k in self.subtree(p) {
+                    self.files.remove(&k);
+                    t.push(Key::File(k));
+                }
+                Ok(())
+            }
+            Some(_) => {
+                self.files.remove(p);
+                t.push(Key::File(p.to_string()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Apply one operation; on error the caller discards `self` and `t`.
+    fn apply(&mut self, t: &mut Vec<Key>, op: &FsOp, bytes: &[u8]) -> MResult {
+        match op {
+            FsOp::Write { path, append, .. } => {
+                self.require_parent_dir(path)?;
+                let (mode, data) = match self.files.get(path.as_str()) {
+                    Some(Node::Dir { .. }) => return Err("is a directory"),
+                    Some(Node::Symlink { .. }) => return Err("is a symlink"),
+                    Some(Node::File { blob, mode }) => {
+                        if *append {
+                            let mut d = blob.bytes.to_vec();
+                            d.extend_from_slice(bytes);
+                            (*mode, d)
+                        } else {
+                            (*mode, bytes.to_vec())
+                        }
+                    }
+                    None => (0o644, bytes.to_vec()),
+                };
+                let blob = Blob::new(data);
+                self.files.insert(path.clone(), Node::File { blob, mode });
+                t.push(Key::File(path.clone()));
+                Ok(())
+            }
+            FsOp::Truncate { path, len } => match self.files.get(path.as_str()) {
+                Some(Node::File { blob, mode }) => {
+                    let mut d = blob.bytes.to_vec();
+                    d.resize(*len as usize, 0);
+                    let node = Node::File {
+                        blob: Blob::new(d),
+                        mode: *mode,
+                    };
+                    self.files.insert(path.clone(), node);
+                    t.push(Key::File(path.clone()));
+                    Ok(())
+                }
+                Some(_) => Err("not a regular file"),
+                None => Err("not found"),
+            },
+            FsOp::Touch { path } => {
+                if !self.files.contains_key(path.as_str()) {
+                    self.require_parent_dir(path)?;
+                    let node = Node::File {
+                        blob: Blob::new(Vec::new()),
+                        mode: 0o644,
+                    };
+                    self.files.insert(path.clone(), node);
+                }
+                t.push(Key::File(path.clone()));
+                Ok(())
+            }
+            FsOp::Mkdir {
+                path,
+                parents,
+                mode,
+            } => self.mkdir(t, path, *parents, *mode),
+            FsOp::Remove { path, recursive } => self.remove(t, path, *recursive),
+            FsOp::Rmdir { path } => match self.files.get(path.as_str()) {
+                Some(Node::Dir { .. }) => self.remove(t, path, false),
+                Some(_) => Err("not a directory"),
+                None => Err("not found"),
+            },
+            FsOp::Rename { from, to } => {
+                if from == "/" || to == "/" {
+                    return Err("root");
+                }
+                let Some(src) = self.files.get(from.as_str()).cloned() else {
+                    return Err("not found");
+                };
+                if from == to {
+                    return Ok(());
+                }
+                let src_dir = matches!(src, Node::Dir { .. });
+                if src_dir && is_under(to, from) {
+                    return Err("move into itself");
+                }
+                self.require_parent_dir(to)?;
+                match (self.files.get(to.as_str()), src_dir) {
+                    (None, _) => {}
+                    (Some(Node::Dir { .. }), true) => {
+                        if self.has_children(to) {
+                            return Err("destination not empty");
+                        }
+                    }
+                    (Some(Node::Dir { .. }), false) => return Err("destination is a directory"),
+                    (Some(_), true) => return Err("destination is not a directory"),
+                    (Some(_), false) => {}
+                }
+                let moved: Vec<(String, Node)> = self
+                    .subtree(from)
+                    .into_iter()
+                    .map(|k| {
+                        let n = self.files.remove(&k).expect("listed");
+                        (k, n)
+                    })
+                    .collect();
+                for (k, n) in moved {
+                    let dest = format!("{to}{}", &k[from.len()..]);
+                    t.push(Key::File(k));
+                    t.push(Key::File(dest.clone()));
+                    self.files.insert(dest, n);
+                }
+                Ok(())
+            }
+            FsOp::Copy {
+                from,
+                to,
+                recursive,
+            } => {
+                let Some(src) = self.files.get(from.as_str()).cloned() else {
+                    return Err("not found");
+                };
+                let src_dir = matches!(src, Node::Dir { .. });
+                if src_dir && !recursive {
+                    return Err("is a directory");
+                }
+                if src_dir && is_under(to, from) {
+                    return Err("copy into itself");
+                }
+                self.require_parent_dir(to)?;
+                match self.files.get(to.as_str()) {
+                    Some(Node::Dir { .. }) => return Err("destination is a directory"),
+                    Some(_) if src_dir => return Err("destination exists"),
+                    _ => {}
+                }
+                let copied: Vec<(String, Node)> = self
+                    .subtree(from)
+                    .into_iter()
+                    .map(|k| {
+                        let n = self.files[&k].clone();
+                        (format!("{to}{}", &k[from.len()..]), n)
+                    })
+                    .collect();
+                for (dest, n) in copied {
+                    t.push(Key::File(dest.clone()));
+                    self.files.insert(dest, n);
+                }
+                Ok(())
+            }
+            FsOp::Symlink { target, path } => {
+                if target.is_empty() || target.contains('\0') || target.len() > MAX_PATH {
+                    return Err("bad target");
+                }
+                self.require_parent_dir(path)?;
+                if self.files.contains_key(path.as_str()) {
+                    return Err("exists");
+                }
+                let node = Node::Symlink {
+                    target: target.clone(),
+                    mode: 0o777,
+                };
+                self.files.insert(path.clone(), node);
+                t.push(Key::File(path.clone()));
+                Ok(())
+            }
+            FsOp::Chmod { path, mode } => {
+                let new = *mode & 0o7777;
+                match self.files.get_mut(path.as_str()) {
+                    None => return Err("not found"),
+                    Some(Node::Dir { mode })
+                    | Some(Node::File { mode, .. })
+                    | Some(Node::Symlink { mode, .. }) => *mode = new,
+                }
+                t.push(Key::File(path.clone()));
+                Ok(())
+            }
+            FsOp::ConfigSet { key, value } => {
+                if !valid_config_key(key) || value.contains('\0') {
+                    return Err("bad key or value");
+                }
+                self.config.insert(key.clone(), value.clone());
+                t.push(Key::Config(key.clone()));
+                Ok(())
+            }
+            FsOp::ConfigUnset { key } => {
+                if !valid_config_key(key) {
+                    return Err("bad key");
+                }
+                if self.config.remove(key).is_none() {
+                    return Err("not set");
+                }
+                t.push(Key::Config(key.clone()));
+                Ok(())
+            }
+        }
+    }
+}
+
+struct Commit {
+    tx: TxId,
+    state: Arc<State>,
+    written: BTreeSet<Key>,
+}
+
+/// The model's open transaction on a branch.
+struct OpenTx {
+    snapshot: Arc<State>,
+    state: State,
+    touched: BTreeSet<Key>,
+}
+
+struct Branch {
+    name: String,
+    id: BranchId,
+    /// Parent branch index and fork transaction.
+    parent: Option<(usize, TxId)>,
+    commits: Vec<Commit>,
+    open: Option<OpenTx>,
+}
+
+struct Model {
+    branches: Vec<Branch>,
+    next_tx: TxId,
+}
+
+impl Model {
+    /// The state branch `b` shows right after transaction `t`.
+    fn state_at(&self, b: usize, t: TxId) -> Arc<State> {
+        let br = &self.branches[b];
+        if let Some(c) = br.commits.iter().rev().find(|c| c.tx <= t) {
+            return c.state.clone();
+        }
+        match br.parent {
+            Some((p, fork)) => self.state_at(p, t.min(fork)),
+            None => Arc::new(State::default()),
+        }
+    }
+
+    fn latest(&self, b: usize) -> Arc<State> {
+        self.state_at(b, TxId::MAX)
+    }
+
+    /// Commits visible on branch `b` at `t`, newest first, with their branch.
+    fn visible_commits(&self, b: usize, t: TxId) -> Vec<(usize, &Commit)> {
+        let br = &self.branches[b];
+        let mut out: Vec<(usize, &Commit)> = br
+            .commits
+            .iter()
+            .rev()
+            .filter(|c| c.tx <= t)
+            .map(|c| (b, c))
+            .collect();
+        if let Some((p, fork)) = br.parent {
+            out.extend(self.visible_commits(p, t.min(fork)));
+        }
+        out
+    }
+
+    /// Record the result of a commit on branch `b` whose snapshot was
+    /// `before` and whose result is `after`, having touched `touched`.
+    fn record_commit(
+        &mut self,
+        b: usize,
+        info: Option<TxInfo>,
+        before: &State,
+        after: State,
+        touched: &BTreeSet<Key>,
+    ) -> Result<(), String> {
+        // Self-check of the model: every key that changed was touched.
+        for k in before.files.keys().chain(after.files.keys()) {
+            let key = Key::File(k.clone());
+            if before.get(&key) != after.get(&key) && !touched.contains(&key) {
+                return Err(format!("model bug: {key:?} changed but was not touched"));
+            }
+        }
+        for k in before.config.keys().chain(after.config.keys()) {
+            let key = Key::Config(k.clone());
+            if before.get(&key) != after.get(&key) && !touched.contains(&key) {
+                return Err(format!("model bug: {key:?} changed but was not touched"));
+            }
+        }
+        // The engine drops removals of keys that did not exist at the snapshot.
+        let written: BTreeSet<Key> = touched
+            .iter()
+            .filter(|k| after.get(k).is_some() || before.get(k).is_some())
+            .cloned()
+            .collect();
+        match info {
+            None if written.is_empty() => Ok(()),
+            None => Err(format!(
+                "commit recorded no transaction, but the model wrote {written:?}"
+            )),
+            Some(info) if written.is_empty() => Err(format!(
+                "commit recorded T{} though the model wrote nothing",
+                info.id
+            )),
+            Some(info) => {
+                if info.id != self.next_tx {
+                    return Err(format!(
+                        "commit got T{}, expected T{}",
+                        info.id, self.next_tx
+                    ));
+                }
+                if info.branch_id != self.branches[b].id {
+                    return Err(format!(
+                        "T{} recorded on branch #{}, expected #{}",
+                        info.id, info.branch_id, self.branches[b].id
+                    ));
+                }
+                self.next_tx += 1;
+                self.branches[b].commits.push(Commit {
+                    tx: info.id,
+                    state: Arc::new(after),
+                    written,
+                });
+                Ok(())
+            }
+        }
+    }
+}
+
+// ----- comparing the engine with the model ----------------------------------
+
+fn e2s(e: dbos_engine::Error) -> String {
+    format!("engine error: {e} ({e:?})")
+}
+
+/// Every path of the name space (plus the root): probed with `stat`, to catch
+/// entries that exist without being listed by their parent.
+fn universe() -> Vec<String> {
+    let mut out = vec!["/".to_string()];
+    let mut level = vec![String::new()];
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for base in &level {
+            for n in NAMES {
+                let p = format!("{base}/{n}");
+                out.push(p.clone());
+                next.push(p);
+            }
+        }
+        level = next;
+    }
+    out
+}
+
+/// Does an engine entry match a model value? (File content by size and
+/// digest; bytes are compared separately.)
+fn entry_matches(e: Option<&Entry>, m: Option<&Val>) -> bool {
+    match (e, m) {
+        (None, None) => true,
+        (Some(Entry::Value(v)), Some(Val::Value(w))) => v == w,
+        (Some(e), Some(Val::Node(n))) => {
+            let Some(meta) = e.meta() else {
+                return false;
+            };
+            if meta.uid != 0 || meta.gid != 0 {
+                return false;
+            }
+            match (e, n) {
+                (Entry::Dir { meta }, Node::Dir { mode }) => meta.mode == *mode,
+                (Entry::File { meta, content }, Node::File { blob, mode }) => {
+                    meta.mode == *mode
+                        && content.size == blob.bytes.len() as u64
+                        && content.digest == blob.digest
+                }
+                (Entry::Symlink { meta, target }, Node::Symlink { target: t, mode }) => {
+                    meta.mode == *mode && target == t
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Compare a transaction or view with a model state: the whole tree (walked
+/// from `/`), `stat` of every path of the name space, file bytes (read once
+/// per distinct chunk list) and the config list.
+fn compare_view(
+    tx: &mut Txn<'_>,
+    model: &State,
+    verified: &mut HashSet<Vec<ChunkRef>>,
+) -> Result<(), String> {
+    let walked = tx.walk(&VPath::root()).map_err(e2s)?;
+    let mut seen = BTreeSet::new();
+    for (p, e) in &walked {
+        let m = model.files.get(p.as_str()).cloned().map(Val::Node);
+        if !entry_matches(Some(e), m.as_ref()) {
+            return Err(format!("walk: {p} is {e:?}, model has {m:?}"));
+        }
+        if !seen.insert(p.as_str().to_string()) {
+            return Err(format!("walk lists {p} twice"));
+        }
+        if let (Entry::File { content, .. }, Some(Val::Node(Node::File { blob, .. }))) = (e, &m) {
+            if !verified.contains(content.chunks.as_slice()) {
+                let bytes = tx.read_file(p).map_err(e2s)?;
+                if bytes != *blob.bytes {
+                    return Err(format!(
+                        "{p}: read {} bytes that differ from the model's {blob:?}",
+                        bytes.len()
+                    ));
+                }
+                verified.insert(content.chunks.to_vec());
+            }
+        }
+    }
+    let missing: Vec<&String> = model.files.keys().filter(|k| !seen.contains(*k)).collect();
+    if !missing.is_empty() {
+        return Err(format!("walk misses {missing:?}"));
+    }
+    for p in universe() {
+        let e = tx.stat(&vp(&p)).map_err(e2s)?;
+        let m = model.files.get(&p).cloned().map(Val::Node);
+        if !entry_matches(e.as_ref(), m.as_ref()) {
+            return Err(format!("stat {p}: {e:?}, model has {m:?}"));
+        }
+    }
+    let config = tx.config_list().map_err(e2s)?;
+    let want: Vec<(String, String)> = model
+        .config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if config != want {
+        return Err(format!("config list {config:?}, model has {want:?}"));
+    }
+    Ok(())
+}
+
+fn key_parts(k: &Key) -> (Space, &str) {
+    match k {
+        Key::File(p) => (Space::File, p),
+        Key::Config(c) => (Space::Config, c),
+    }
+}
+
+/// The checks after a run: every branch at every transaction, logs,
+/// changes and histories.
+fn check_all(engine: &mut Engine, m: &Model) -> Result<(), String> {
+    let head = engine.head().map_err(e2s)?;
+    if head != m.next_tx - 1 {
+        return Err(format!("head is T{head}, model expects T{}", m.next_tx - 1));
+    }
+    let mut verified = HashSet::new();
+    for (b, br) in m.branches.iter().enumerate() {
+        let first = br.parent.map(|(_, fork)| fork).unwrap_or(1);
+        for t in first..=head {
+            let want = m.state_at(b, t);
+            let mut view = engine.view_at(&br.name, t).map_err(e2s)?;
+            compare_view(&mut view, &want, &mut verified)
+                .map_err(|e| format!("branch {} at T{t}: {e}", br.name))?;
+        }
+        // The transaction log of the branch.
+        let log: Vec<TxId> = engine
+            .log(&br.name, None, 100_000)
+            .map_err(e2s)?
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        let want: Vec<TxId> = m
+            .visible_commits(b, head)
+            .iter()
+            .map(|(_, c)| c.tx)
+            .collect();
+        if log != want {
+            return Err(format!("log of {}: {log:?}, model {want:?}", br.name));
+        }
+    }
+    // What each transaction changed.
+    for (b, br) in m.branches.iter().enumerate() {
+        for c in &br.commits {
+            let info = engine.tx_info(c.tx).map_err(e2s)?;
+            if info.branch_id != br.id {
+                return Err(format!("T{} is on branch #{}", c.tx, info.branch_id));
+            }
+            let changes = engine.changes(c.tx).map_err(e2s)?;
+            let listed: Vec<Key> = changes
+                .iter()
+                .map(|ch| match ch.space {
+                    Space::File => Key::File(ch.path.clone()),
+                    _ => Key::Config(ch.path.clone()),
+                })
+                .collect();
+            let keys: BTreeSet<Key> = listed.iter().cloned().collect();
+            if keys != c.written || keys.len() != changes.len() {
+                return Err(format!(
+                    "changes of T{}: {keys:?}, model wrote {:?}",
+                    c.tx, c.written
+                ));
+            }
+            let before = m.state_at(b, c.tx - 1);
+            for (ch, k) in changes.iter().zip(&listed) {
+                if !entry_matches(ch.before.as_ref(), before.get(k).as_ref())
+                    || !entry_matches(ch.after.as_ref(), c.state.get(k).as_ref())
+                {
+                    return Err(format!(
+                        "changes of T{} on {k:?}: {:?} -> {:?}, model {:?} -> {:?}",
+                        c.tx,
+                        ch.before,
+                        ch.after,
+                        before.get(k),
+                        c.state.get(k)
+                    ));
+                }
+            }
+        }
+    }
+    // Histories of every key ever written (and of one never written).
+    let mut keys: BTreeSet<Key> = m
+        .branches
+        .iter()
+        .flat_map(|b| b.commits.iter().flat_map(|c| c.written.iter().cloned()))
+        .collect();
+    keys.insert(Key::File("/never".to_string()));
+    keys.insert(Key::Config("never".to_string()));
+    for (b, br) in m.branches.iter().enumerate() {
+        let visible = m.visible_commits(b, head);
+        for k in &keys {
+            let (space, path) = key_parts(k);
+            let hist = engine.history(&br.name, None, space, path).map_err(e2s)?;
+            let want: Vec<(TxId, Option<Val>)> = visible
+                .iter()
+                .filter(|(_, c)| c.written.contains(k))
+                .map(|(_, c)| (c.tx, c.state.get(k)))
+                .collect();
+            let ok = hist.len() == want.len()
+                && hist
+                    .iter()
+                    .zip(&want)
+                    .all(|((i, e), (t, v))| i.id == *t && entry_matches(e.as_ref(), v.as_ref()));
+            if !ok {
+                let got: Vec<(TxId, &Option<Entry>)> =
+                    hist.iter().map(|(i, e)| (i.id, e)).collect();
+                return Err(format!(
+                    "history of {k:?} on {}: {got:?}, model {want:?}",
+                    br.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+// ----- running a sequence ---------------------------------------------------
+
+fn run(ops: &[Op]) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let db = dir.path().join("state.db").to_str().unwrap().to_string();
+    let mut engine = Engine::open(&db).map_err(e2s)?;
+    let actor = Actor::default();
+    let main = engine.branch("main").map_err(e2s)?;
+    let mut m = Model {
+        branches: vec![Branch {
+            name: "main".to_string(),
+            id: main.id,
+            parent: None,
+            commits: vec![Commit {
+                tx: 1,
+                state: Arc::new(State::initial()),
+                written: [Key::File("/".to_string())].into_iter().collect(),
+            }],
+            open: None,
+        }],
+        next_tx: 2,
+    };
+    // The engine's open transactions, one slot per branch.
+    let mut open = vec![None];
+    let mut verified = HashSet::new();
+
+    for (i, op) in ops.iter().enumerate() {
+        let at = |e: String| format!("op #{i} {op:?}: {e}");
+        let n = m.branches.len();
+        match op {
+            Op::Fork { name, from } => {
+                let from = from % n;
+                let name = BRANCH_NAMES[name % BRANCH_NAMES.len()];
+                let head = engine.head().map_err(e2s).map_err(at)?;
+                let from_name = m.branches[from].name.clone();
+                let taken = m.branches.iter().any(|b| b.name == name);
+                match engine.create_branch(name, &from_name, head) {
+                    Ok(info) if !taken => {
+                        if info.fork_tx != Some(head) || info.parent != Some(m.branches[from].id) {
+                            return Err(at(format!("unexpected branch {info:?}")));
+                        }
+                        m.branches.push(Branch {
+                            name: name.to_string(),
+                            id: info.id,
+                            parent: Some((from, head)),
+                            commits: Vec::new(),
+                            open: None,
+                        });
+                        open.push(None);
+                    }
+                    Err(_) if taken => {}
+                    Ok(info) => return Err(at(format!("duplicate branch created: {info:?}"))),
+                    Err(e) => return Err(at(e2s(e))),
+                }
+            }
+            Op::Begin { branch } => {
+                let b = branch % n;
+                if open[b].is_none() {
+                    let tx = engine
+                        .begin(&m.branches[b].name, &actor)
+                        .map_err(e2s)
+                        .map_err(at)?;
+                    open[b] = Some(tx.into_state());
+                    let snapshot = m.latest(b);
+                    m.branches[b].open = Some(OpenTx {
+                        state: (*snapshot).clone(),
+                        snapshot,
+                        touched: BTreeSet::new(),
+                    });
+                }
+            }
+            Op::Rollback { branch } => {
+                let b = branch % n;
+                if let Some(st) = open[b].take() {
+                    engine.resume(st).rollback();
+                    m.branches[b].open = None;
+                }
+            }
+            Op::Commit { branch } => {
+                let b = branch % n;
+                if let Some(st) = open[b].take() {
+                    let otx = m.branches[b].open.take().expect("model txn is open");
+                    let info = engine
+                        .resume(st)
+                        .commit(&format!("commit #{i}"), None)
+                        .map_err(e2s)
+                        .map_err(at)?;
+                    m.record_commit(b, info, &otx.snapshot, otx.state, &otx.touched)
+                        .map_err(at)?;
+                }
+            }
+            Op::Fs { branch, op: fsop } => {
+                let b = branch % n;
+                let bytes = match fsop {
+                    FsOp::Write { data, .. } => data.bytes(),
+                    _ => Vec::new(),
+                };
+                let mut touched = Vec::new();
+                if let Some(st) = open[b].take() {
+                    let mut tx = engine.resume(st);
+                    let er = apply_engine(&mut tx, fsop, &bytes);
+                    let otx = m.branches[b].open.as_mut().expect("model txn is open");
+                    let mut next = otx.state.clone();
+                    let mr = next.apply(&mut touched, fsop, &bytes);
+                    if std::env::var_os("MODEL_STATS").is_some() {
+                        eprintln!("OPRES {} {}", fsop_name(fsop), mr.is_ok());
+                    }
+                    if er.is_ok() != mr.is_ok() {
+                        return Err(at(format!("engine {er:?}, model {mr:?}")));
+                    }
+                    if mr.is_ok() {
+                        otx.state = next;
+                        otx.touched.extend(touched);
+                    }
+                    compare_view(&mut tx, &otx.state, &mut verified).map_err(|e| {
+                        at(format!("in transaction on {}: {e}", m.branches[b].name))
+                    })?;
+                    open[b] = Some(tx.into_state());
+                } else {
+                    let before = m.latest(b);
+                    let head = engine.head().map_err(e2s).map_err(at)?;
+                    let mut next = (*before).clone();
+                    let mr = next.apply(&mut touched, fsop, &bytes);
+                    if std::env::var_os("MODEL_STATS").is_some() {
+                        eprintln!("OPRES {} {}", fsop_name(fsop), mr.is_ok());
+                    }
+                    let er =
+                        engine.autocommit(&m.branches[b].name, &actor, &format!("op #{i}"), |tx| {
+                            apply_engine(tx, fsop, &bytes)
+                        });
+                    match (er, mr) {
+                        (Ok(((), info)), Ok(())) => {
+                            let touched = touched.into_iter().collect();
+                            m.record_commit(b, info, &before, next, &touched)
+                                .map_err(at)?;
+                        }
+                        (Err(_), Err(_)) => {
+                            let now = engine.head().map_err(e2s).map_err(at)?;
+                            if now != head {
+                                return Err(at(format!("failed op moved head to T{now}")));
+                            }
+                        }
+                        (er, mr) => {
+                            return Err(at(format!("engine {:?}, model {mr:?}", er.map(|r| r.1))))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Commit whatever is still open, branch by branch.
+    for b in 0..m.branches.len() {
+        if let Some(st) = open[b].take() {
+            let otx = m.branches[b].open.take().expect("model txn is open");
+            let info = engine
+                .resume(st)
+                .commit("final commit", None)
+                .map_err(e2s)?;
+            m.record_commit(b, info, &otx.snapshot, otx.state, &otx.touched)
+                .map_err(|e| format!("final commit on {}: {e}", m.branches[b].name))?;
+        }
+    }
+
+    check_all(&mut engine, &m)?;
+    if std::env::var_os("MODEL_STATS").is_some() {
+        let latest = m.latest(0);
+        let big = m
+            .branches
+            .iter()
+            .flat_map(|b| b.commits.iter())
+            .flat_map(|c| c.state.files.values())
+            .filter_map(|n| match n {
+                Node::File { blob, .. } => Some(blob.bytes.len()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        eprintln!(
+            "STATS ops={} txs={} branches={} main_entries={} config={} maxfile={}",
+            ops.len(),
+            m.next_tx - 1,
+            m.branches.len(),
+            latest.files.len(),
+            latest.config.len(),
+            big
+        );
+    }
+
+    // Persistence: reopen and check the latest state of every branch.
+    drop(engine);
+    let mut engine = Engine::open(&db).map_err(|e| format!("reopen: {}", e2s(e)))?;
+    let head = engine.head().map_err(e2s)?;
+    if head != m.next_tx - 1 {
+        return Err(format!(
+            "after reopen head is T{head}, expected T{}",
+            m.next_tx - 1
+        ));
+    }
+    let names: BTreeSet<String> = engine
+        .branches()
+        .map_err(e2s)?
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    let want: BTreeSet<String> = m.branches.iter().map(|b| b.name.clone()).collect();
+    if names != want {
+        return Err(format!(
+            "after reopen branches {names:?}, expected {want:?}"
+        ));
+    }
+    let mut verified = HashSet::new();
+    for (b, br) in m.branches.iter().enumerate() {
+        let mut view = engine.view_at(&br.name, head).map_err(e2s)?;
+        compare_view(&mut view, &m.latest(b), &mut verified)
+            .map_err(|e| format!("after reopen, branch {}: {e}", br.name))?;
+    }
+    Ok(())
+}
+
+// ----- strategies -----------------------------------------------------------
+
+fn path_s() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => Just("/".to_string()),
+        12 => prop::collection::vec(prop::sample::select(NAMES), 1..=1)
+            .prop_map(|v| format!("/{}", v.join("/"))),
+        20 => prop::collection::vec(prop::sample::select(NAMES), 2..=2)
+            .prop_map(|v| format!("/{}", v.join("/"))),
+        8 => prop::collection::vec(prop::sample::select(NAMES), 3..=3)
+            .prop_map(|v| format!("/{}", v.join("/"))),
+    ]
+}
+
+fn data_s() -> impl Strategy<Value = Data> {
+    prop_oneof![
+        6 => prop::collection::vec(any::<u8>(), 0..48).prop_map(Data::Literal),
+        3 => (any::<u64>(), 48usize..20_000, any::<bool>())
+            .prop_map(|(seed, len, text)| Data::Gen { seed, len, text }),
+        1 => (any::<u64>(), 50_000usize..300_000, any::<bool>())
+            .prop_map(|(seed, len, text)| Data::Gen { seed, len, text }),
+    ]
+}
+
+fn config_key_s() -> impl Strategy<Value = String> {
+    prop::sample::select(&["k", "net.host", "a-b_c", "x/y", "@:.", "bad key", ""][..])
+        .prop_map(str::to_string)
+}
+
+fn fs_op_s() -> impl Strategy<Value = FsOp> {
+    let mode = prop_oneof![0u32..0o10000, Just(0o755u32), Just(0o644u32)];
+    let chmod_mode = prop_oneof![0u32..0o10000, any::<u32>()];
+    let target = prop::sample::select(&["a", "/a/b", "../c", "d/e/f", "x y", "", "nul\0"][..])
+        .prop_map(str::to_string);
+    let value = prop::sample::select(&["", "1", "hello world", "v\0"][..]).prop_map(str::to_string);
+    let len = prop_oneof![0u64..300, 0u64..5000, 60_000u64..70_000];
+    Union::new_weighted(vec![
+        (
+            8,
+            (path_s(), data_s())
+                .prop_map(|(path, data)| FsOp::Write {
+                    path,
+                    data,
+                    append: false,
+                })
+                .boxed(),
+        ),
+        (
+            3,
+            (path_s(), data_s())
+                .prop_map(|(path, data)| FsOp::Write {
+                    path,
+                    data,
+                    append: true,
+                })
+                .boxed(),
+        ),
+        (
+            2,
+            (path_s(), len)
+                .prop_map(|(path, len)| FsOp::Truncate { path, len })
+                .boxed(),
+        ),
+        (1, path_s().prop_map(|path| FsOp::Touch { path }).boxed()),
+        (
+            6,
+            (path_s(), any::<bool>(), mode)
+                .prop_map(|(path, parents, mode)| FsOp::Mkdir {
+                    path,
+                    parents,
+                    mode,
+                })
+                .boxed(),
+        ),
+        (
+            3,
+            (path_s(), any::<bool>())
+                .prop_map(|(path, recursive)| FsOp::Remove { path, recursive })
+                .boxed(),
+        ),
+        (1, path_s().prop_map(|path| FsOp::Rmdir { path }).boxed()),
+        (
+            4,
+            (path_s(), path_s())
+                .prop_map(|(from, to)| FsOp::Rename { from, to })
+                .boxed(),
+        ),
+        (
+            3,
+            (path_s(), path_s(), any::<bool>())
+                .prop_map(|(from, to, recursive)| FsOp::Copy {
+                    from,
+                    to,
+                    recursive,
+                })
+                .boxed(),
+        ),
+        (
+            2,
+            (target, path_s())
+                .prop_map(|(target, path)| FsOp::Symlink { target, path })
+                .boxed(),
+        ),
+        (
+            2,
+            (path_s(), chmod_mode)
+                .prop_map(|(path, mode)| FsOp::Chmod { path, mode })
+                .boxed(),
+        ),
+        (
+            3,
+            (config_key_s(), value)
+                .prop_map(|(key, value)| FsOp::ConfigSet { key, value })
+                .boxed(),
+        ),
+        (
+            2,
+            config_key_s()
+                .prop_map(|key| FsOp::ConfigUnset { key })
+                .boxed(),
+        ),
+    ])
+}
+
+fn op_s() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        40 => (0usize..4, fs_op_s()).prop_map(|(branch, op)| Op::Fs { branch, op }),
+        2 => (0usize..4).prop_map(|branch| Op::Begin { branch }),
+        4 => (0usize..4).prop_map(|branch| Op::Commit { branch }),
+        1 => (0usize..4).prop_map(|branch| Op::Rollback { branch }),
+        1 => (0usize..3, 0usize..4).prop_map(|(name, from)| Op::Fork { name, from }),
+    ]
+}
+
+/// 64 cases unless `PROPTEST_CASES` says otherwise; no regression files are
+/// written (a failing sequence is printed, shrunk, in the test output).
+fn config() -> PtConfig {
+    let mut c = PtConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = 64;
+    }
+    if std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_none() {
+        c.max_shrink_iters = 4096;
+    }
+    c.failure_persistence = None;
+    c
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn engine_matches_model(ops in prop::collection::vec(op_s(), 4..=40)) {
+        if let Err(e) = run(&ops) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
+// ----- fixed sequences ------------------------------------------------------
+
+fn fs(branch: usize, op: FsOp) -> Op {
+    Op::Fs { branch, op }
+}
+
+fn mkdir(path: &str) -> FsOp {
+    FsOp::Mkdir {
+        path: path.to_string(),
+        parents: false,
+        mode: 0o755,
+    }
+}
+
+fn write(path: &str, data: Data, append: bool) -> FsOp {
+    FsOp::Write {
+        path: path.to_string(),
+        data,
+        append,
+    }
+}
+
+/// A hand-written sequence covering every operation, transactions, a fork
+/// and large content, so the harness itself is exercised deterministically.
+#[test]
+fn fixed_sequence_matches_model() {
+    let big = Data::Gen {
+        seed: 7,
+        len: 200_000,
+        text: false,
+    };
+    let text = Data::Gen {
+        seed: 9,
+        len: 120_000,
+        text: true,
+    };
+    let ops = vec![
+        fs(0, mkdir("/a")),
+        fs(0, write("/a/f", big.clone(), false)),
+        fs(0, write("/a/f", Data::Literal(b"tail".to_vec()), true)),
+        Op::Begin { branch: 0 },
+        fs(0, write("/a/g", text, false)),
+        fs(
+            0,
+            FsOp::Truncate {
+                path: "/a/g".into(),
+                len: 1000,
+            },
+        ),
+        fs(
+            0,
+            FsOp::Copy {
+                from: "/a".into(),
+                to: "/b".into(),
+                recursive: true,
+            },
+        ),
+        fs(
+            0,
+            FsOp::ConfigSet {
+                key: "net.host".into(),
+                value: "box".into(),
+            },
+        ),
+        Op::Commit { branch: 0 },
+        Op::Fork { name: 0, from: 0 },
+        fs(
+            1,
+            FsOp::Rename {
+                from: "/b".into(),
+                to: "/c".into(),
+            },
+        ),
+        fs(
+            1,
+            FsOp::Symlink {
+                target: "/c/f".into(),
+                path: "/l".into(),
+            },
+        ),
+        fs(
+            0,
+            FsOp::Remove {
+                path: "/a".into(),
+                recursive: true,
+            },
+        ),
+        fs(
+            0,
+            FsOp::Chmod {
+                path: "/b".into(),
+                mode: 0o700,
+            },
+        ),
+        Op::Begin { branch: 1 },
+        fs(1, mkdir("/d")),
+        fs(1, FsOp::Rmdir { path: "/d".into() }),
+        fs(1, FsOp::Touch { path: "/t".into() }),
+        Op::Rollback { branch: 1 },
+        fs(
+            0,
+            FsOp::ConfigUnset {
+                key: "net.host".into(),
+            },
+        ),
+        fs(
+            0,
+            FsOp::Remove {
+                path: "/b".into(),
+                recursive: false,
+            },
+        ),
+        fs(1, write("/c/f", big, true)),
+    ];
+    run(&ops).unwrap();
+}
+
+fn fsop_name(op: &FsOp) -> String {
+    format!("{op:?}")
+        .split([' ', '{'])
+        .next()
+        .unwrap()
+        .to_string()
+}

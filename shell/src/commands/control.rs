@@ -1,0 +1,95 @@
+//! Shell control: help, exit, true, false.
+
+use super::{parse, Ctx, Spec};
+use crate::session::{CmdResult, Failure};
+use crate::spec;
+use clap::Parser;
+
+pub fn specs() -> Vec<Spec> {
+    vec![
+        spec!(Help, help),
+        spec!(Exit, exit),
+        spec!(True, |_, _| Ok(0)),
+        spec!(False, |_, _| Ok(1)),
+    ]
+}
+
+/// Show help.
+#[derive(Parser)]
+#[command(
+    name = "help",
+    about = "List the commands, or show one command's help",
+    disable_version_flag = true
+)]
+struct Help {
+    /// A command.
+    command: Option<String>,
+}
+
+fn help(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
+    let Some(a) = parse::<Help>(ctx, argv)? else {
+        return Ok(0);
+    };
+    match a.command {
+        Some(name) => {
+            let spec = super::find(&name)
+                .ok_or_else(|| Failure::Usage(format!("{name}: no such command")))?;
+            let mut cmd = (spec.command)();
+            ctx.print(&cmd.render_help().to_string());
+            Ok(0)
+        }
+        None => {
+            ctx.println("dbos commands (CMD --help for details):");
+            for s in super::all() {
+                let line = format!("  {:<10} {}", s.name, s.about);
+                ctx.println(&line);
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Leave the shell.
+#[derive(Parser)]
+#[command(
+    name = "exit",
+    about = "Leave the shell (an open transaction is rolled back)",
+    disable_version_flag = true
+)]
+struct Exit {
+    /// Exit status (default: that of the last command).
+    status: Option<i32>,
+}
+
+fn exit(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
+    let Some(a) = parse::<Exit>(ctx, argv)? else {
+        return Ok(0);
+    };
+    if let Some(st) = ctx.sess.explicit.take() {
+        ctx.warn(&format!(
+            "dbos: exit: open transaction rolled back ({} pending changes discarded)",
+            st.pending().len()
+        ));
+    }
+    let status = a.status.unwrap_or(ctx.sess.last_status);
+    ctx.sess.exit_requested = Some(status);
+    Ok(status)
+}
+
+/// Succeed.
+#[derive(Parser)]
+#[command(
+    name = "true",
+    about = "Do nothing, successfully",
+    disable_version_flag = true
+)]
+struct True {}
+
+/// Fail.
+#[derive(Parser)]
+#[command(
+    name = "false",
+    about = "Do nothing, unsuccessfully",
+    disable_version_flag = true
+)]
+struct False {}
