@@ -355,6 +355,61 @@ impl Engine {
         self.history(branch, None, Space::File, path.as_str())
     }
 
+    /// The lineage of a resolved moment.
+    pub fn moment_lineage(&mut self, m: &crate::refs::Moment) -> Result<Lineage> {
+        let b = self.branch(&m.branch)?;
+        self.lineage(&b, m.tx)
+    }
+
+    /// Keys that may differ between two lineages: those written in the
+    /// transaction ranges one lineage sees and the other does not. The cost
+    /// is proportional to those ranges' changes, not to the state's size.
+    pub fn candidate_keys(
+        &mut self,
+        a: &Lineage,
+        b: &Lineage,
+    ) -> Result<BTreeSet<(Space, String)>> {
+        let mut ranges: BTreeMap<i64, (TxId, TxId)> = BTreeMap::new();
+        for s in &a.steps {
+            ranges.entry(s.branch).or_insert((0, 0)).0 = s.upto;
+        }
+        for s in &b.steps {
+            ranges.entry(s.branch).or_insert((0, 0)).1 = s.upto;
+        }
+        let mut keys = BTreeSet::new();
+        for (branch, (ua, ub)) in ranges {
+            if ua != ub {
+                keys.extend(self.backend.keys_written(branch, ua.min(ub), ua.max(ub))?);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Every key whose entry differs between moments `a` and `b`, sorted by
+    /// space and path, with `before` read at `a` and `after` at `b`.
+    pub fn diff(
+        &mut self,
+        a: &crate::refs::Moment,
+        b: &crate::refs::Moment,
+    ) -> Result<Vec<Change>> {
+        let la = self.moment_lineage(a)?;
+        let lb = self.moment_lineage(b)?;
+        let mut out = Vec::new();
+        for (space, path) in self.candidate_keys(&la, &lb)? {
+            let before = self.backend.read(&la, space, &path)?.and_then(|v| v.entry);
+            let after = self.backend.read(&lb, space, &path)?.and_then(|v| v.entry);
+            if before != after {
+                out.push(Change {
+                    space,
+                    path,
+                    before,
+                    after,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// What one transaction changed: each key with its state before and after.
     pub fn changes(&mut self, id: TxId) -> Result<Vec<Change>> {
         let info = self.tx_info(id)?;

@@ -68,7 +68,9 @@ CREATE TABLE versions (
     value     TEXT,
     PRIMARY KEY (key_id, branch_id, tx_id)
 ) WITHOUT ROWID;
-CREATE INDEX versions_tx ON versions(tx_id);
+-- What a transaction, or a range of a branch's transactions, wrote (show,
+-- diff, merge): proportional to the changes, not to the state.
+CREATE INDEX versions_branch_tx ON versions(branch_id, tx_id);
 
 -- Content-addressed chunks (content-defined chunking, zstd per chunk).
 -- codec 0 = stored raw, 1 = zstd.

@@ -133,6 +133,13 @@ pub trait Backend {
     fn tx_at_time(&mut self, time_us: i64) -> Result<Option<TxId>>;
     /// What one transaction wrote, sorted by space and path.
     fn tx_writes(&mut self, id: TxId) -> Result<Vec<Write>>;
+    /// Keys written on `branch` by transactions in `(after, upto]`.
+    fn keys_written(
+        &mut self,
+        branch: BranchId,
+        after: TxId,
+        upto: TxId,
+    ) -> Result<Vec<(Space, String)>>;
 
     /// The raw bytes of a chunk.
     fn read_chunk(&mut self, chunk: ChunkRef) -> Result<Vec<u8>>;

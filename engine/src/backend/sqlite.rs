@@ -314,6 +314,17 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     })
 }
 
+/// The typed columns of one version row: kind, meta, size, digest,
+/// manifest, value.
+type VersionColumns<'a> = (
+    i64,
+    Option<Meta>,
+    u64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<&'a str>,
+);
+
 /// Commit-time work inside the write lock, shared by `commit` and `bootstrap`.
 struct Committer<'c> {
     tx: &'c rusqlite::Transaction<'c>,
@@ -368,14 +379,7 @@ impl Committer<'_> {
 
     fn insert_version(&mut self, branch: BranchId, tx_id: TxId, w: &Write) -> Result<()> {
         let key = self.ensure_key(w.space, &w.path)?;
-        let (kind, meta, size, digest, manifest, value): (
-            i64,
-            Option<Meta>,
-            u64,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-            Option<&str>,
-        ) = match &w.entry {
+        let (kind, meta, size, digest, manifest, value): VersionColumns<'_> = match &w.entry {
             None => (0, None, 0, None, None, None),
             Some(Entry::File { meta, content }) => {
                 let ids = content
@@ -765,7 +769,7 @@ impl Backend for SqliteBackend {
                 out.push(r?);
             }
         }
-        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.sort_by_key(|t| std::cmp::Reverse(t.id));
         out.truncate(limit);
         Ok(out)
     }
@@ -789,7 +793,9 @@ impl Backend for SqliteBackend {
     fn tx_writes(&mut self, id: TxId) -> Result<Vec<Write>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT k.space, k.path, v.tx_id, v.kind, v.mode, v.uid, v.gid, v.size, v.mtime_ns, v.digest, v.manifest, v.value \
-             FROM versions v JOIN keys k ON k.id = v.key_id WHERE v.tx_id = ?1 ORDER BY k.space, k.path",
+             FROM versions v JOIN keys k ON k.id = v.key_id \
+             WHERE v.branch_id = (SELECT branch_id FROM transactions WHERE id = ?1) AND v.tx_id = ?1 \
+             ORDER BY k.space, k.path",
         )?;
         let rows = stmt.query_map(params![id as i64], |r| {
             let space: String = r.get(0)?;
@@ -816,6 +822,29 @@ impl Backend for SqliteBackend {
                 path,
                 entry: decode_version(tx as TxId, kind, raw)?.entry,
             });
+        }
+        Ok(out)
+    }
+
+    fn keys_written(
+        &mut self,
+        branch: BranchId,
+        after: TxId,
+        upto: TxId,
+    ) -> Result<Vec<(Space, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT k.space, k.path FROM versions v JOIN keys k ON k.id = v.key_id \
+             WHERE v.branch_id = ?1 AND v.tx_id > ?2 AND v.tx_id <= ?3",
+        )?;
+        let rows = stmt.query_map(params![branch, after as i64, upto as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (space, path) = row?;
+            let space = Space::from_name(&space)
+                .ok_or_else(|| corrupt(format!("unknown space {space}")))?;
+            out.push((space, path));
         }
         Ok(out)
     }
@@ -916,7 +945,7 @@ impl Backend for SqliteBackend {
                 out.push(r?);
             }
         }
-        out.sort_by(|a, b| (a.tx, a.id).cmp(&(b.tx, b.id)));
+        out.sort_by_key(|l| (l.tx, l.id));
         if out.len() > limit {
             out.drain(..out.len() - limit);
         }

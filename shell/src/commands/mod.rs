@@ -7,7 +7,10 @@ use crate::session::{CmdResult, Failure, Session};
 mod config;
 mod control;
 mod files;
+mod filters;
+mod fsops;
 mod history;
+mod timetravel;
 mod txn;
 mod vars;
 
@@ -98,6 +101,9 @@ fn build_all() -> Vec<Spec> {
     v.extend(config::specs());
     v.extend(control::specs());
     v.extend(vars::specs());
+    v.extend(fsops::specs());
+    v.extend(filters::specs());
+    v.extend(timetravel::specs());
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }

@@ -126,7 +126,7 @@ fn status(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
     };
     let head = ctx.sess.engine.head()?;
     let db = ctx.sess.engine.location();
-    let pending: Option<(u64, Vec<(dbos_engine::Space, String, bool)>)> = ctx
+    let pending = ctx
         .sess
         .explicit
         .as_ref()
