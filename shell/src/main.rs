@@ -182,15 +182,8 @@ fn run() -> i32 {
     };
 
     let status = if let Some(cmds) = &cli.commands {
-        let mut out = std::io::stdout();
-        let mut err = std::io::stderr();
-        let mut io = Streams {
-            out: &mut out,
-            err: &mut err,
-            out_is_tty: stdout_tty,
-        };
-        let st = exec::run_unit(&mut sess, cmds, &mut io);
-        finish(&mut sess, st)
+        // Like a script: each line (with its continuations) is one unit.
+        run_lines(&mut sess, std::io::Cursor::new(cmds.as_bytes()), stdout_tty)
     } else if let Some(file) = &cli.file {
         match std::fs::File::open(file) {
             Ok(f) => run_lines(&mut sess, std::io::BufReader::new(f), stdout_tty),

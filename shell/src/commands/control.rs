@@ -9,8 +9,17 @@ pub fn specs() -> Vec<Spec> {
     vec![
         spec!(Help, help),
         spec!(Exit, exit),
-        spec!(True, |_, _| Ok(0)),
-        spec!(False, |_, _| Ok(1)),
+        spec!(True, |ctx, argv| {
+            parse::<True>(ctx, argv)?;
+            Ok(0)
+        }),
+        spec!(False, |ctx, argv| Ok(
+            if parse::<False>(ctx, argv)?.is_some() {
+                1
+            } else {
+                0
+            }
+        )),
     ]
 }
 

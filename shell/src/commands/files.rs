@@ -86,6 +86,9 @@ fn ls(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
     } else {
         a.paths.clone()
     };
+    if let Some(r) = &a.as_of {
+        ctx.sess.moment(r)?;
+    }
     let multi = paths.len() > 1;
     let mut status = 0;
     let mut listing: Vec<(String, Vec<(String, Entry)>)> = Vec::new();
@@ -185,6 +188,9 @@ fn cat(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
             ctx.out.extend_from_slice(&input);
         }
         return Ok(0);
+    }
+    if let Some(r) = &a.as_of {
+        ctx.sess.moment(r)?;
     }
     let mut status = 0;
     for arg in &a.paths {
