@@ -176,3 +176,173 @@ fn config_and_processes_share_the_mechanism() {
     assert_eq!(h.len(), 2);
     assert_eq!(h[0].1, Some(Entry::Value("box2".into())));
 }
+
+#[test]
+fn diff_between_moments_lists_only_changes() {
+    let (_d, mut e) = open();
+    let a = Actor::default();
+    let mut t = e.begin("main", &a).unwrap();
+    for i in 0..50 {
+        t.write_bytes(&p(&format!("/f{i}")), b"same").unwrap();
+    }
+    let base = t.commit("many", None).unwrap().unwrap().id;
+    e.autocommit("main", &a, "edit", |tx| {
+        tx.write_bytes(&p("/f3"), b"changed")
+    })
+    .unwrap();
+    e.autocommit("main", &a, "rm", |tx| tx.remove(&p("/f7"), false))
+        .unwrap();
+    e.autocommit("main", &a, "cfg", |tx| tx.config_set("k", "v"))
+        .unwrap();
+    let now = e.head().unwrap();
+    let m = |tx| dbos_engine::Moment {
+        branch: "main".into(),
+        tx,
+    };
+    let d = e.diff(&m(base), &m(now)).unwrap();
+    let paths: Vec<_> = d.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths, vec!["/f3", "/f7", "k"]);
+    assert!(d[1].after.is_none());
+    // Reverse direction swaps before and after.
+    let r = e.diff(&m(now), &m(base)).unwrap();
+    assert_eq!(r.len(), 3);
+    assert!(r[1].before.is_none() && r[1].after.is_some());
+    // A branch forked at base sees none of main's later changes.
+    e.create_branch("exp", "main", base).unwrap();
+    e.autocommit("exp", &a, "exp", |tx| tx.write_bytes(&p("/x"), b"x"))
+        .unwrap();
+    let exp_head = e.head().unwrap();
+    let d = e
+        .diff(
+            &m(now),
+            &dbos_engine::Moment {
+                branch: "exp".into(),
+                tx: exp_head,
+            },
+        )
+        .unwrap();
+    let paths: Vec<_> = d.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths, vec!["/f3", "/f7", "/x", "k"]);
+}
+
+#[test]
+fn newer_schema_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let loc = path.to_str().unwrap();
+    drop(Engine::open(loc).unwrap());
+    {
+        let be = dbos_engine::backend::sqlite::SqliteBackend::open(&path).unwrap();
+        be.connection()
+            .execute(
+                "INSERT INTO schema_migrations(version, name, applied_us) VALUES (999, 'future', 0)",
+                [],
+            )
+            .unwrap();
+        be.connection()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Engine::open(loc)
+        .err()
+        .expect("a newer schema must not open");
+    assert!(
+        matches!(err, Error::SchemaTooNew { found: 999, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer"));
+    assert_eq!(std::fs::read(&path).unwrap(), before, "file left untouched");
+}
+
+/// A reader producing `len` pseudo-random bytes without holding them.
+struct Gen {
+    left: u64,
+    state: u64,
+}
+
+impl std::io::Read for Gen {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        for b in &mut buf[..n] {
+            self.state = self
+                .state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            *b = (self.state >> 56) as u8;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn large_files_stream_in_and_out() {
+    let (_d, mut e) = open();
+    let a = Actor::default();
+    let len = 48 << 20; // over the 32 MiB in-memory chunk budget
+    let mut tx = e.begin("main", &a).unwrap();
+    tx.write_file(
+        &p("/big"),
+        Gen {
+            left: len,
+            state: 1,
+        },
+        false,
+    )
+    .unwrap();
+    tx.commit("big", None).unwrap();
+    let head = e.head().unwrap();
+    let mut v = e.view_at("main", head).unwrap();
+    let mut expected = Gen {
+        left: len,
+        state: 1,
+    };
+    let mut reader = v.open(&p("/big")).unwrap();
+    let mut got = vec![0u8; 1 << 16];
+    let mut want = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        use std::io::Read;
+        let n = reader.read(&mut got).unwrap();
+        if n == 0 {
+            break;
+        }
+        expected.read_exact(&mut want[..n]).unwrap();
+        assert_eq!(got[..n], want[..n], "at offset {total}");
+        total += n as u64;
+    }
+    assert_eq!(total, len);
+}
+
+#[test]
+fn identical_content_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut e = Engine::open(path.to_str().unwrap()).unwrap();
+    let a = Actor::default();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    e.autocommit("main", &a, "w1", |tx| tx.write_bytes(&p("/a"), &data))
+        .unwrap();
+    let count = |path: &std::path::Path| -> i64 {
+        dbos_engine::backend::sqlite::SqliteBackend::open(path)
+            .unwrap()
+            .connection()
+            .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+            .unwrap()
+    };
+    let after_one = count(&path);
+    e.autocommit("main", &a, "w2", |tx| tx.write_bytes(&p("/b"), &data))
+        .unwrap();
+    e.autocommit("main", &a, "cp", |tx| tx.copy(&p("/a"), &p("/c"), false))
+        .unwrap();
+    assert_eq!(count(&path), after_one, "same content adds no chunk");
+    let mut edited = data.clone();
+    edited[100_000] ^= 0xff;
+    e.autocommit("main", &a, "w3", |tx| tx.write_bytes(&p("/a"), &edited))
+        .unwrap();
+    assert!(
+        count(&path) - after_one <= 3,
+        "a one-byte edit adds few chunks"
+    );
+}
