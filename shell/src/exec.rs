@@ -102,8 +102,15 @@ fn run_pipeline(sess: &mut Session, p: &Pipeline, io: &mut Streams<'_>) -> i32 {
         let (st, out) = run_command(sess, cmd, input.take(), last && io.out_is_tty, io);
         status = st;
         if last {
-            let _ = io.out.write_all(&out);
-            let _ = io.out.flush();
+            let paged_cmd = cmd
+                .words
+                .first()
+                .and_then(|w| w.as_literal())
+                .is_some_and(|n| crate::pager::PAGED.contains(&n.as_str()));
+            if !(sess.interactive && io.out_is_tty && paged_cmd && crate::pager::page(&out)) {
+                let _ = io.out.write_all(&out);
+                let _ = io.out.flush();
+            }
         } else {
             input = Some(out);
         }

@@ -4,17 +4,11 @@
 //! Exit status: that of the last command; 0 success, 1 a command failed,
 //! 2 a usage or parse error (unknown commands included).
 
-mod commands;
-mod exec;
-mod lang;
-mod output;
-mod repl;
-mod session;
-
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use dbos_engine::{Actor, Engine};
-use exec::Streams;
-use session::Session;
+use dbos_shell::exec::{self, Streams};
+use dbos_shell::session::Session;
+use dbos_shell::{commands, lang, repl};
 use std::io::{BufRead, IsTerminal, Write};
 
 /// When to use colour.
@@ -175,6 +169,7 @@ fn run() -> i32 {
         }
     };
     let stdout_tty = std::io::stdout().is_terminal();
+    sess.color_always = cli.color == ColorChoice::Always;
     sess.color = match cli.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,

@@ -68,3 +68,12 @@ pub fn json(v: &serde_json::Value) -> String {
     s.push('\n');
     s
 }
+
+/// Wrap text in an ANSI colour when `on`.
+pub fn paint(on: bool, code: &str, text: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}

@@ -34,8 +34,10 @@ pub struct Session {
     pub line: Option<TxState>,
     /// Text of the current input unit.
     pub line_text: String,
-    /// Colour output.
+    /// Colour output on a terminal.
     pub color: bool,
+    /// Colour output even when piped or redirected (`--color always`).
+    pub color_always: bool,
     /// Running interactively on a terminal.
     pub interactive: bool,
     /// Set by `exit`: leave after the current unit with this status.
@@ -103,6 +105,7 @@ impl Session {
             line: None,
             line_text: String::new(),
             color: false,
+            color_always: false,
             interactive: false,
             exit_requested: None,
         })

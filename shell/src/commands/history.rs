@@ -27,7 +27,20 @@ pub fn tx_json(t: &TxInfo) -> serde_json::Value {
 }
 
 /// A transaction as one log line: `T<id>  time  author  command  (message)`.
-pub fn tx_line(t: &TxInfo) -> String {
+pub fn tx_line(t: &TxInfo, color: bool) -> String {
+    let line = tx_plain_line(t);
+    if !color {
+        return line;
+    }
+    let id_len = format!("T{}", t.id).len();
+    format!(
+        "{}{}",
+        output::paint(true, "33", &line[..id_len]),
+        &line[id_len..]
+    )
+}
+
+fn tx_plain_line(t: &TxInfo) -> String {
     let msg = t
         .message
         .as_ref()
@@ -96,8 +109,9 @@ fn log(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
         let v: Vec<_> = txs.iter().map(tx_json).collect();
         ctx.print(&output::json(&json!(v)));
     } else {
+        let color = ctx.color();
         for t in &txs {
-            ctx.println(&tx_line(t));
+            ctx.println(&tx_line(t, color));
         }
     }
     Ok(0)

@@ -38,6 +38,10 @@ impl Ctx<'_> {
         self.out.extend_from_slice(s.as_bytes());
         self.out.push(b'\n');
     }
+    /// True when this command's output should be coloured.
+    pub fn color(&self) -> bool {
+        self.sess.color_always || (self.sess.color && self.out_is_tty)
+    }
     /// Write a warning line to standard error.
     pub fn warn(&mut self, s: &str) {
         self.err.extend_from_slice(s.as_bytes());
