@@ -283,7 +283,12 @@ impl<'e> Txn<'e> {
             format!("{path}/")
         };
         let start = (Space::File, prefix.clone());
-        for ((_, p), e) in self.st.overlay.range(start..) {
+        for ((space, p), e) in self.st.overlay.range(start..) {
+            // Config and process keys may look like paths: they are not
+            // tree entries.
+            if *space != Space::File {
+                break;
+            }
             let Some(rest) = p.strip_prefix(&prefix) else {
                 break;
             };
@@ -387,7 +392,7 @@ impl<'e> Txn<'e> {
         } else {
             self.require_parent_dir(path)?;
         }
-        let meta = self.new_meta(mode);
+        let meta = self.new_meta(mode & 0o7777);
         self.put(Space::File, path.as_str(), Some(Entry::Dir { meta }))
     }
 

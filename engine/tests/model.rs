@@ -3,9 +3,12 @@
 //! Random sequences of operations (write, append, truncate, touch, mkdir,
 //! remove, rmdir, rename, copy, symlink, chmod, config set/unset, explicit
 //! begin/commit/rollback, and forking branches) run over a small name space
-//! (`/a`..`/d`, nested up to depth 3) so that collisions and conflicts are
-//! frequent. File content is sometimes large (50-300 KB) so multi-chunk
-//! content, appends to it and truncation of it are exercised.
+//! (names `a`..`d`, nested up to depth 3) so that collisions and conflicts
+//! are frequent; paths are either literal or picked, when the operation runs,
+//! among existing entries or as new names in existing directories, so most
+//! operations do something. File content is sometimes large (50-300 KB) so
+//! multi-chunk content, appends to it and truncation of it are exercised.
+//! Operations outside `begin`..`commit` autocommit one transaction each.
 //!
 //! The model is a `BTreeMap` of paths (directories, files, symlinks, with
 //! modes) plus a `BTreeMap` of config keys, one per branch. For every
@@ -25,7 +28,10 @@
 //! `changes` and `history` of every key ever written agree with the model; and
 //! finally it reopens the database and checks the latest state again.
 //!
-//! `PROPTEST_CASES` raises the number of cases (64 by default).
+//! `PROPTEST_CASES` raises the number of cases (64 by default, a few
+//! seconds in a debug build). A variant with config keys that look like tree
+//! paths is `#[ignore]`d: it trips an engine bug (see
+//! `config_key_like_a_path_stays_out_of_the_tree`).
 
 use dbos_engine::{Actor, BranchId, ChunkRef, Engine, Entry, Space, TxId, TxInfo, Txn, VPath};
 use proptest::prelude::*;
@@ -136,62 +142,125 @@ impl Data {
 // ----- operations -----------------------------------------------------------
 
 #[derive(Clone, Debug)]
-enum FsOp {
-    Write {
-        path: String,
-        data: Data,
-        append: bool,
-    },
-    Truncate {
-        path: String,
-        len: u64,
-    },
-    Touch {
-        path: String,
-    },
-    Mkdir {
-        path: String,
-        parents: bool,
-        mode: u32,
-    },
-    Remove {
-        path: String,
-        recursive: bool,
-    },
-    Rmdir {
-        path: String,
-    },
-    Rename {
-        from: String,
-        to: String,
-    },
-    Copy {
-        from: String,
-        to: String,
-        recursive: bool,
-    },
-    Symlink {
-        target: String,
-        path: String,
-    },
-    Chmod {
-        path: String,
-        mode: u32,
-    },
-    ConfigSet {
-        key: String,
-        value: String,
-    },
-    ConfigUnset {
-        key: String,
-    },
+enum FsOp<P = String> {
+    Write { path: P, data: Data, append: bool },
+    Truncate { path: P, len: u64 },
+    Touch { path: P },
+    Mkdir { path: P, parents: bool, mode: u32 },
+    Remove { path: P, recursive: bool },
+    Rmdir { path: P },
+    Rename { from: P, to: P },
+    Copy { from: P, to: P, recursive: bool },
+    Symlink { target: String, path: P },
+    Chmod { path: P, mode: u32 },
+    ConfigSet { key: String, value: String },
+    ConfigUnset { key: String },
 }
 
-/// One step of a run. `branch` and `from` are taken modulo the number of
+impl<P> FsOp<P> {
+    /// The same operation with its paths mapped by `f`.
+    fn map<Q>(&self, mut f: impl FnMut(&P) -> Q) -> FsOp<Q> {
+        match self {
+            FsOp::Write { path, data, append } => FsOp::Write {
+                path: f(path),
+                data: data.clone(),
+                append: *append,
+            },
+            FsOp::Truncate { path, len } => FsOp::Truncate {
+                path: f(path),
+                len: *len,
+            },
+            FsOp::Touch { path } => FsOp::Touch { path: f(path) },
+            FsOp::Mkdir {
+                path,
+                parents,
+                mode,
+            } => FsOp::Mkdir {
+                path: f(path),
+                parents: *parents,
+                mode: *mode,
+            },
+            FsOp::Remove { path, recursive } => FsOp::Remove {
+                path: f(path),
+                recursive: *recursive,
+            },
+            FsOp::Rmdir { path } => FsOp::Rmdir { path: f(path) },
+            FsOp::Rename { from, to } => FsOp::Rename {
+                from: f(from),
+                to: f(to),
+            },
+            FsOp::Copy {
+                from,
+                to,
+                recursive,
+            } => FsOp::Copy {
+                from: f(from),
+                to: f(to),
+                recursive: *recursive,
+            },
+            FsOp::Symlink { target, path } => FsOp::Symlink {
+                target: target.clone(),
+                path: f(path),
+            },
+            FsOp::Chmod { path, mode } => FsOp::Chmod {
+                path: f(path),
+                mode: *mode,
+            },
+            FsOp::ConfigSet { key, value } => FsOp::ConfigSet {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            FsOp::ConfigUnset { key } => FsOp::ConfigUnset { key: key.clone() },
+        }
+    }
+}
+
+/// How an operation names a path. Selections are resolved against the
+/// model's state when the operation runs, so that many operations hit
+/// existing entries (indices are taken modulo the number of candidates).
+#[derive(Clone, Debug)]
+enum PathSel {
+    /// A fixed path.
+    Lit(String),
+    /// The n-th existing entry other than the root (`/a` when there is none).
+    Existing(usize),
+    /// A name inside the n-th existing directory of depth 2 at most.
+    Child(usize, &'static str),
+}
+
+impl PathSel {
+    fn resolve(&self, st: &State) -> String {
+        match self {
+            PathSel::Lit(p) => p.clone(),
+            PathSel::Existing(i) => st
+                .files
+                .keys()
+                .skip(1)
+                .nth(i % (st.files.len() - 1).max(1))
+                .cloned()
+                .unwrap_or_else(|| "/a".to_string()),
+            PathSel::Child(i, name) => {
+                let dirs: Vec<&String> = st
+                    .files
+                    .iter()
+                    .filter(|(k, n)| matches!(n, Node::Dir { .. }) && k.matches('/').count() <= 2)
+                    .map(|(k, _)| k)
+                    .collect();
+                match dirs.get(i % dirs.len().max(1)) {
+                    Some(d) if d.as_str() == "/" => format!("/{name}"),
+                    Some(d) => format!("{d}/{name}"),
+                    None => format!("/{name}"),
+                }
+            }
+        }
+    }
+}
+
+/// One step of a run./// One step of a run. `branch` and `from` are taken modulo the number of
 /// branches existing at that point, so every generated sequence is usable.
 #[derive(Clone, Debug)]
 enum Op {
-    Fs { branch: usize, op: FsOp },
+    Fs { branch: usize, op: FsOp<PathSel> },
     Begin { branch: usize },
     Commit { branch: usize },
     Rollback { branch: usize },
@@ -870,28 +939,65 @@ fn check_all(engine: &mut Engine, m: &Model) -> Result<(), String> {
     keys.insert(Key::File("/never".to_string()));
     keys.insert(Key::Config("never".to_string()));
     for (b, br) in m.branches.iter().enumerate() {
-        let visible = m.visible_commits(b, head);
-        for k in &keys {
-            let (space, path) = key_parts(k);
-            let hist = engine.history(&br.name, None, space, path).map_err(e2s)?;
-            let want: Vec<(TxId, Option<Val>)> = visible
+        // As of now, and as of a moment half-way through the branch's life.
+        let first = br.parent.map(|(_, fork)| fork).unwrap_or(1);
+        for at in [None, Some((first + head) / 2)] {
+            check_history(engine, m, b, at, &keys)?;
+        }
+        // The newest three transactions as of that moment.
+        let mid = (first + head) / 2;
+        let log: Vec<TxId> = engine
+            .log(&br.name, Some(mid), 3)
+            .map_err(e2s)?
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        let want: Vec<TxId> = m
+            .visible_commits(b, mid)
+            .iter()
+            .take(3)
+            .map(|(_, c)| c.tx)
+            .collect();
+        if log != want {
+            return Err(format!(
+                "log of {} at T{mid}, limit 3: {log:?}, model {want:?}",
+                br.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compare `history` of every key in `keys` on branch `b` as of `at` (None:
+/// now) with the model's commits that wrote the key.
+fn check_history(
+    engine: &mut Engine,
+    m: &Model,
+    b: usize,
+    at: Option<TxId>,
+    keys: &BTreeSet<Key>,
+) -> Result<(), String> {
+    let br = &m.branches[b];
+    let visible = m.visible_commits(b, at.unwrap_or(TxId::MAX));
+    for k in keys {
+        let (space, path) = key_parts(k);
+        let hist = engine.history(&br.name, at, space, path).map_err(e2s)?;
+        let want: Vec<(TxId, Option<Val>)> = visible
+            .iter()
+            .filter(|(_, c)| c.written.contains(k))
+            .map(|(_, c)| (c.tx, c.state.get(k)))
+            .collect();
+        let ok = hist.len() == want.len()
+            && hist
                 .iter()
-                .filter(|(_, c)| c.written.contains(k))
-                .map(|(_, c)| (c.tx, c.state.get(k)))
-                .collect();
-            let ok = hist.len() == want.len()
-                && hist
-                    .iter()
-                    .zip(&want)
-                    .all(|((i, e), (t, v))| i.id == *t && entry_matches(e.as_ref(), v.as_ref()));
-            if !ok {
-                let got: Vec<(TxId, &Option<Entry>)> =
-                    hist.iter().map(|(i, e)| (i.id, e)).collect();
-                return Err(format!(
-                    "history of {k:?} on {}: {got:?}, model {want:?}",
-                    br.name
-                ));
-            }
+                .zip(&want)
+                .all(|((i, e), (t, v))| i.id == *t && entry_matches(e.as_ref(), v.as_ref()));
+        if !ok {
+            let got: Vec<(TxId, &Option<Entry>)> = hist.iter().map(|(i, e)| (i.id, e)).collect();
+            return Err(format!(
+                "history of {k:?} on {} as of {at:?}: {got:?}, model {want:?}",
+                br.name
+            ));
         }
     }
     Ok(())
@@ -988,8 +1094,15 @@ fn run(ops: &[Op]) -> Result<(), String> {
                         .map_err(at)?;
                 }
             }
-            Op::Fs { branch, op: fsop } => {
+            Op::Fs { branch, op: sel } => {
                 let b = branch % n;
+                let fsop = match &m.branches[b].open {
+                    Some(otx) => sel.map(|p| p.resolve(&otx.state)),
+                    None => sel.map(|p| p.resolve(&m.latest(b))),
+                };
+                let fsop = &fsop;
+                let bname = m.branches[b].name.clone();
+                let at = |e: String| format!("op #{i} {fsop:?} on {bname}: {e}");
                 let bytes = match fsop {
                     FsOp::Write { data, .. } => data.bytes(),
                     _ => Vec::new(),
@@ -1001,9 +1114,6 @@ fn run(ops: &[Op]) -> Result<(), String> {
                     let otx = m.branches[b].open.as_mut().expect("model txn is open");
                     let mut next = otx.state.clone();
                     let mr = next.apply(&mut touched, fsop, &bytes);
-                    if std::env::var_os("MODEL_STATS").is_some() {
-                        eprintln!("OPRES {} {}", fsop_name(fsop), mr.is_ok());
-                    }
                     if er.is_ok() != mr.is_ok() {
                         return Err(at(format!("engine {er:?}, model {mr:?}")));
                     }
@@ -1020,9 +1130,6 @@ fn run(ops: &[Op]) -> Result<(), String> {
                     let head = engine.head().map_err(e2s).map_err(at)?;
                     let mut next = (*before).clone();
                     let mr = next.apply(&mut touched, fsop, &bytes);
-                    if std::env::var_os("MODEL_STATS").is_some() {
-                        eprintln!("OPRES {} {}", fsop_name(fsop), mr.is_ok());
-                    }
                     let er =
                         engine.autocommit(&m.branches[b].name, &actor, &format!("op #{i}"), |tx| {
                             apply_engine(tx, fsop, &bytes)
@@ -1048,8 +1155,8 @@ fn run(ops: &[Op]) -> Result<(), String> {
         }
     }
     // Commit whatever is still open, branch by branch.
-    for b in 0..m.branches.len() {
-        if let Some(st) = open[b].take() {
+    for (b, slot) in open.iter_mut().enumerate() {
+        if let Some(st) = slot.take() {
             let otx = m.branches[b].open.take().expect("model txn is open");
             let info = engine
                 .resume(st)
@@ -1061,29 +1168,6 @@ fn run(ops: &[Op]) -> Result<(), String> {
     }
 
     check_all(&mut engine, &m)?;
-    if std::env::var_os("MODEL_STATS").is_some() {
-        let latest = m.latest(0);
-        let big = m
-            .branches
-            .iter()
-            .flat_map(|b| b.commits.iter())
-            .flat_map(|c| c.state.files.values())
-            .filter_map(|n| match n {
-                Node::File { blob, .. } => Some(blob.bytes.len()),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        eprintln!(
-            "STATS ops={} txs={} branches={} main_entries={} config={} maxfile={}",
-            ops.len(),
-            m.next_tx - 1,
-            m.branches.len(),
-            latest.files.len(),
-            latest.config.len(),
-            big
-        );
-    }
 
     // Persistence: reopen and check the latest state of every branch.
     drop(engine);
@@ -1118,16 +1202,40 @@ fn run(ops: &[Op]) -> Result<(), String> {
 
 // ----- strategies -----------------------------------------------------------
 
-fn path_s() -> impl Strategy<Value = String> {
+fn lit_path_s() -> impl Strategy<Value = String> {
     prop_oneof![
         1 => Just("/".to_string()),
-        12 => prop::collection::vec(prop::sample::select(NAMES), 1..=1)
-            .prop_map(|v| format!("/{}", v.join("/"))),
-        20 => prop::collection::vec(prop::sample::select(NAMES), 2..=2)
-            .prop_map(|v| format!("/{}", v.join("/"))),
-        8 => prop::collection::vec(prop::sample::select(NAMES), 3..=3)
+        12 => prop::sample::select(NAMES).prop_map(|a| format!("/{a}")),
+        12 => (prop::sample::select(NAMES), prop::sample::select(NAMES))
+            .prop_map(|(a, b)| format!("/{a}/{b}")),
+        5 => prop::collection::vec(prop::sample::select(NAMES), 3..=3)
             .prop_map(|v| format!("/{}", v.join("/"))),
     ]
+}
+
+/// A path selection with the given weights of literal, existing and
+/// new-child paths.
+fn sel_s(lit: u32, existing: u32, child: u32) -> impl Strategy<Value = PathSel> {
+    prop_oneof![
+        lit => lit_path_s().prop_map(PathSel::Lit),
+        existing => any::<usize>().prop_map(PathSel::Existing),
+        child => (any::<usize>(), prop::sample::select(NAMES)).prop_map(|(i, n)| PathSel::Child(i, n)),
+    ]
+}
+
+/// Any path.
+fn path_s() -> impl Strategy<Value = PathSel> {
+    sel_s(2, 3, 3)
+}
+
+/// A path that mostly exists.
+fn old_s() -> impl Strategy<Value = PathSel> {
+    sel_s(2, 6, 1)
+}
+
+/// A path that mostly does not exist yet, in an existing directory.
+fn new_s() -> impl Strategy<Value = PathSel> {
+    sel_s(2, 1, 6)
 }
 
 fn data_s() -> impl Strategy<Value = Data> {
@@ -1140,12 +1248,23 @@ fn data_s() -> impl Strategy<Value = Data> {
     ]
 }
 
-fn config_key_s() -> impl Strategy<Value = String> {
-    prop::sample::select(&["k", "net.host", "a-b_c", "x/y", "@:.", "bad key", ""][..])
-        .prop_map(str::to_string)
+/// Config keys: a few valid ones (with `slash`, also keys that look like
+/// tree paths, see `config_key_like_a_path_stays_out_of_the_tree`) and a
+/// few invalid ones.
+fn config_key_s(slash: bool) -> impl Strategy<Value = String> {
+    let valid: &'static [&'static str] = if slash {
+        &["k", "net.host", "x/y:@-_", "/a", "/b/c"]
+    } else {
+        &["k", "net.host", "x/y:@-_"]
+    };
+    prop_oneof![
+        8 => prop::sample::select(valid),
+        1 => prop::sample::select(&["bad key", ""][..]),
+    ]
+    .prop_map(str::to_string)
 }
 
-fn fs_op_s() -> impl Strategy<Value = FsOp> {
+fn fs_op_s(slash: bool) -> impl Strategy<Value = FsOp<PathSel>> {
     let mode = prop_oneof![0u32..0o10000, Just(0o755u32), Just(0o644u32)];
     let chmod_mode = prop_oneof![0u32..0o10000, any::<u32>()];
     let target = prop::sample::select(&["a", "/a/b", "../c", "d/e/f", "x y", "", "nul\0"][..])
@@ -1175,14 +1294,14 @@ fn fs_op_s() -> impl Strategy<Value = FsOp> {
         ),
         (
             2,
-            (path_s(), len)
+            (old_s(), len)
                 .prop_map(|(path, len)| FsOp::Truncate { path, len })
                 .boxed(),
         ),
         (1, path_s().prop_map(|path| FsOp::Touch { path }).boxed()),
         (
             6,
-            (path_s(), any::<bool>(), mode)
+            (new_s(), any::<bool>(), mode)
                 .prop_map(|(path, parents, mode)| FsOp::Mkdir {
                     path,
                     parents,
@@ -1192,20 +1311,20 @@ fn fs_op_s() -> impl Strategy<Value = FsOp> {
         ),
         (
             3,
-            (path_s(), any::<bool>())
+            (old_s(), any::<bool>())
                 .prop_map(|(path, recursive)| FsOp::Remove { path, recursive })
                 .boxed(),
         ),
-        (1, path_s().prop_map(|path| FsOp::Rmdir { path }).boxed()),
+        (1, old_s().prop_map(|path| FsOp::Rmdir { path }).boxed()),
         (
             4,
-            (path_s(), path_s())
+            (old_s(), new_s())
                 .prop_map(|(from, to)| FsOp::Rename { from, to })
                 .boxed(),
         ),
         (
             3,
-            (path_s(), path_s(), any::<bool>())
+            (old_s(), new_s(), any::<bool>())
                 .prop_map(|(from, to, recursive)| FsOp::Copy {
                     from,
                     to,
@@ -1215,34 +1334,34 @@ fn fs_op_s() -> impl Strategy<Value = FsOp> {
         ),
         (
             2,
-            (target, path_s())
+            (target, new_s())
                 .prop_map(|(target, path)| FsOp::Symlink { target, path })
                 .boxed(),
         ),
         (
             2,
-            (path_s(), chmod_mode)
+            (old_s(), chmod_mode)
                 .prop_map(|(path, mode)| FsOp::Chmod { path, mode })
                 .boxed(),
         ),
         (
             3,
-            (config_key_s(), value)
+            (config_key_s(slash), value)
                 .prop_map(|(key, value)| FsOp::ConfigSet { key, value })
                 .boxed(),
         ),
         (
             2,
-            config_key_s()
+            config_key_s(slash)
                 .prop_map(|key| FsOp::ConfigUnset { key })
                 .boxed(),
         ),
     ])
 }
 
-fn op_s() -> impl Strategy<Value = Op> {
+fn op_s(slash: bool) -> impl Strategy<Value = Op> {
     prop_oneof![
-        40 => (0usize..4, fs_op_s()).prop_map(|(branch, op)| Op::Fs { branch, op }),
+        40 => (0usize..4, fs_op_s(slash)).prop_map(|(branch, op)| Op::Fs { branch, op }),
         2 => (0usize..4).prop_map(|branch| Op::Begin { branch }),
         4 => (0usize..4).prop_map(|branch| Op::Commit { branch }),
         1 => (0usize..4).prop_map(|branch| Op::Rollback { branch }),
@@ -1268,7 +1387,17 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn engine_matches_model(ops in prop::collection::vec(op_s(), 4..=40)) {
+    fn engine_matches_model(ops in prop::collection::vec(op_s(false), 4..=40)) {
+        if let Err(e) = run(&ops) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+
+    /// The same with config keys that look like tree paths (`/a`, `/b/c`).
+    #[test]
+    fn engine_matches_model_with_path_like_config_keys(
+        ops in prop::collection::vec(op_s(true), 4..=40)
+    ) {
         if let Err(e) = run(&ops) {
             return Err(TestCaseError::fail(e));
         }
@@ -1278,7 +1407,10 @@ proptest! {
 // ----- fixed sequences ------------------------------------------------------
 
 fn fs(branch: usize, op: FsOp) -> Op {
-    Op::Fs { branch, op }
+    Op::Fs {
+        branch,
+        op: op.map(|p| PathSel::Lit(p.clone())),
+    }
 }
 
 fn mkdir(path: &str) -> FsOp {
@@ -1392,10 +1524,52 @@ fn fixed_sequence_matches_model() {
     run(&ops).unwrap();
 }
 
-fn fsop_name(op: &FsOp) -> String {
-    format!("{op:?}")
-        .split([' ', '{'])
-        .next()
-        .unwrap()
-        .to_string()
+/// Engine bug: `Txn::read_dir` merges the transaction's pending changes by
+/// scanning its overlay from `(Space::File, "<dir>/")` on, without checking
+/// the space, so a pending *config* key that starts with `<dir>/` is listed
+/// as a tree entry (kind Value). Directory operations built on `read_dir`
+/// then misbehave: `remove` of an empty directory fails as not empty, and
+/// `rename` of a directory moves the config value into the file tree, where
+/// it is committed as a `Space::File` key holding `Entry::Value`.
+#[test]
+fn config_key_like_a_path_stays_out_of_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = Engine::open(dir.path().join("state.db").to_str().unwrap()).unwrap();
+    let actor = Actor::default();
+    let mut problems = Vec::new();
+
+    // 1. A pending config key "/a" is listed in "/".
+    let mut tx = engine.begin("main", &actor).unwrap();
+    tx.config_set("/a", "v").unwrap();
+    let listed = tx.read_dir(&VPath::root()).unwrap();
+    if !listed.is_empty() {
+        problems.push(format!("read_dir(/) lists {listed:?}"));
+    }
+    tx.rollback();
+
+    // 2. An empty directory cannot be removed.
+    let mut tx = engine.begin("main", &actor).unwrap();
+    tx.mkdir(&vp("/d"), false, 0o755).unwrap();
+    tx.config_set("/d/x", "v").unwrap();
+    if let Err(e) = tx.remove(&vp("/d"), false) {
+        problems.push(format!("remove of the empty /d: {e}"));
+    }
+    tx.rollback();
+
+    // 3. Renaming a directory moves a config value into the committed tree.
+    let mut tx = engine.begin("main", &actor).unwrap();
+    tx.mkdir(&vp("/d"), false, 0o755).unwrap();
+    tx.config_set("/d/x", "v").unwrap();
+    tx.rename(&vp("/d"), &vp("/e")).unwrap();
+    let t = tx.commit("rename", None).unwrap().unwrap().id;
+    let mut view = engine.view_at("main", t).unwrap();
+    let e = view.stat(&vp("/e/x")).unwrap();
+    if e.is_some() {
+        problems.push(format!("after commit, /e/x is {e:?}"));
+    }
+    let config = view.config_list().unwrap();
+    if config != vec![("/d/x".to_string(), "v".to_string())] {
+        problems.push(format!("after commit, config is {config:?}"));
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }
