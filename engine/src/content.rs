@@ -32,11 +32,31 @@ pub struct EncodedChunk {
     pub data: Vec<u8>,
 }
 
+thread_local! {
+    /// One zstd compression context per thread: creating a context costs
+    /// more than compressing a small chunk.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Chunks shorter than this are stored raw: compressing them saves little.
+const COMPRESS_MIN: usize = 128;
+
+fn compress(raw: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        slot.as_mut().and_then(|c| c.compress(raw).ok())
+    })
+}
+
 /// Hash and, when it pays, compress one chunk.
 pub fn encode_chunk(raw: &[u8]) -> EncodedChunk {
     let hash = *blake3::hash(raw).as_bytes();
-    let compressed = if raw.len() >= 64 {
-        zstd::bulk::compress(raw, ZSTD_LEVEL).ok()
+    let compressed = if raw.len() >= COMPRESS_MIN {
+        compress(raw)
     } else {
         None
     };
@@ -98,13 +118,39 @@ pub struct Chunked {
 /// handing each encoded chunk to `sink`. Memory use is bounded by the largest
 /// chunk, whatever the stream's length.
 pub fn chunk_stream<R: Read>(
-    reader: R,
+    mut reader: R,
     mut sink: impl FnMut(EncodedChunk) -> Result<()>,
 ) -> Result<Chunked> {
+    // Content shorter than the smallest cut is always one chunk (FastCDC
+    // cannot cut it): handle it without setting up the chunker.
+    let mut head = Vec::with_capacity(CHUNK_MIN as usize);
+    (&mut reader)
+        .take(u64::from(CHUNK_MIN))
+        .read_to_end(&mut head)
+        .map_err(Error::Stream)?;
+    if head.len() < CHUNK_MIN as usize {
+        // One chunk: the digest of the whole is the chunk's hash.
+        if head.is_empty() {
+            return Ok(Chunked {
+                size: 0,
+                digest: *blake3::hash(b"").as_bytes(),
+                chunks: Vec::new(),
+            });
+        }
+        let enc = encode_chunk(&head);
+        let hash = enc.hash;
+        sink(enc)?;
+        return Ok(Chunked {
+            size: head.len() as u64,
+            digest: hash,
+            chunks: vec![hash],
+        });
+    }
     let mut whole = blake3::Hasher::new();
     let mut size = 0u64;
     let mut chunks = Vec::new();
-    let cdc = fastcdc::v2020::StreamCDC::new(reader, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
+    let source = std::io::Cursor::new(head).chain(reader);
+    let cdc = fastcdc::v2020::StreamCDC::new(source, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
     for piece in cdc {
         let piece = piece.map_err(|e| match e {
             fastcdc::v2020::Error::IoError(io) => Error::Stream(io),
@@ -252,6 +298,20 @@ mod tests {
         let last = damaged.len() - 1;
         damaged[last] ^= 0xff;
         assert!(decode_chunk(&enc.hash, enc.size, enc.codec, &damaged).is_err());
+    }
+
+    #[test]
+    fn small_content_chunks_like_fastcdc() {
+        for len in [0usize, 1, 100, 1023, 1024, 1025, 5000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let ours = chunk_stream(&data[..], |_| Ok(())).unwrap();
+            let reference: Vec<Hash> =
+                fastcdc::v2020::FastCDC::new(&data, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX)
+                    .map(|c| *blake3::hash(&data[c.offset..c.offset + c.length]).as_bytes())
+                    .collect();
+            assert_eq!(ours.chunks, reference, "len {len}");
+            assert_eq!(ours.digest, *blake3::hash(&data).as_bytes());
+        }
     }
 
     #[test]

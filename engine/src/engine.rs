@@ -229,6 +229,7 @@ impl Engine {
                 chunk_bytes: 0,
                 logs: Vec::new(),
                 actor: actor.clone(),
+                cache: HashMap::new(),
             },
         })
     }
@@ -254,6 +255,7 @@ impl Engine {
                 chunk_bytes: 0,
                 logs: Vec::new(),
                 actor: Actor::default(),
+                cache: HashMap::new(),
             },
         })
     }

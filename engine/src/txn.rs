@@ -61,7 +61,13 @@ pub struct TxState {
     pub(crate) chunk_bytes: usize,
     pub(crate) logs: Vec<LogEntry>,
     pub(crate) actor: Actor,
+    /// Committed entries read at the snapshot. The snapshot never changes,
+    /// so they stay true for the whole transaction.
+    pub(crate) cache: HashMap<(Space, String), Option<Entry>>,
 }
+
+/// Most snapshot reads remembered by one transaction.
+const READ_CACHE_MAX: usize = 100_000;
 
 impl TxState {
     /// The branch this transaction works on.
@@ -175,11 +181,18 @@ impl<'e> Txn<'e> {
         if let Some(e) = self.st.overlay.get(&key) {
             return Ok(e.clone());
         }
+        if let Some(e) = self.st.cache.get(&key) {
+            return Ok(e.clone());
+        }
         let v = self
             .engine
             .backend
             .read(&self.st.lineage, space, path)?
             .and_then(|v| v.entry);
+        if self.st.cache.len() >= READ_CACHE_MAX {
+            self.st.cache.clear();
+        }
+        self.st.cache.insert(key.clone(), v.clone());
         if self.st.read_only.is_none() {
             self.st.reads.insert(key);
         }

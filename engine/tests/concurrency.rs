@@ -121,6 +121,8 @@ fn writer(engine: &mut Engine, k: usize, count: usize) {
             };
             tx.write_bytes(&counter, format!("{}\n", n + 1).as_bytes())
                 .unwrap();
+            // Widen the read-modify-write window so the writers do collide.
+            std::thread::sleep(Duration::from_millis(2));
             match tx.commit("increment /counter", None) {
                 Ok(info) => {
                     say(format!("inc {} {}", info.expect("a change").id, n + 1));
@@ -268,9 +270,15 @@ impl Drop for Proc {
     }
 }
 
+/// The child's report lines. The harness may print `test conc_child ... `
+/// without a newline just before the first one, so look inside lines.
+fn report_line(line: &str) -> Option<&str> {
+    line.find("@@ ").map(|i| line[i + 3..].trim_end())
+}
+
 fn report_lines(text: &str) -> Vec<String> {
     text.lines()
-        .filter_map(|l| l.strip_prefix("@@ "))
+        .filter_map(report_line)
         .map(str::to_string)
         .collect()
 }
@@ -526,17 +534,24 @@ fn open_transaction_does_not_block_other_processes() {
     let mut holder = Proc::spawn(&db, "holder", 0, 0);
     let child = holder.0.as_mut().unwrap();
     let stdin: ChildStdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    while !line.starts_with("@@ ") {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "holder exited early"
-        );
-    }
-    assert_eq!(line.trim(), "@@ ready");
+    // Read the holder's reports on a thread, so a stuck holder fails the test
+    // instead of hanging it.
+    let (send, reports) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(r) = report_line(&line) {
+                if send.send(r.to_string()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let ready = reports
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the holder never became ready");
+    assert_eq!(ready, "ready");
 
     // The holder's transaction is open (written, not committed): this process
     // commits freely meanwhile.
@@ -569,15 +584,14 @@ fn open_transaction_does_not_block_other_processes() {
     // Now let the holder commit: it touched nothing this process changed,
     // so it commits after all of them.
     drop(stdin);
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let status = holder.0.take().unwrap().wait().unwrap();
-    assert!(status.success(), "holder failed ({status}):\n{rest}");
-    let lines = report_lines(&rest);
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    let held: TxId = lines[0]
+    let committed = reports
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the holder did not commit");
+    let out = holder.finish("holder");
+    assert!(out.is_empty(), "{out:?}");
+    let held: TxId = committed
         .strip_prefix("committed ")
-        .unwrap()
+        .unwrap_or_else(|| panic!("holder: {committed}"))
         .parse()
         .unwrap();
     assert!(mine.iter().all(|&t| t < held), "T{held} vs {mine:?}");

@@ -47,7 +47,6 @@ CREATE TABLE keys (
 );
 CREATE UNIQUE INDEX keys_space_path ON keys(space, path);
 CREATE INDEX keys_parent ON keys(parent_id, name);
-CREATE INDEX keys_space_name ON keys(space, name);
 
 -- Versions: kind 0 = removed (tombstone), 1 = regular file, 2 = directory,
 -- 3 = symlink (target in value), 4 = value (config text, process record JSON).
