@@ -96,7 +96,10 @@ fn startup(quick: bool) {
     let ours = time(Command::new(dbos).arg("--db").arg(&db).args(["-c", "ls /"]));
     let has_sqlite = Command::new("sqlite3").arg("-version").output().is_ok();
     if !has_sqlite {
-        println!("startup: dbos -c 'ls /' {:?}; sqlite3 not installed, no ratio", ours);
+        println!(
+            "startup: dbos -c 'ls /' {:?}; sqlite3 not installed, no ratio",
+            ours
+        );
         return;
     }
     let base = time(Command::new("sqlite3").arg(&db).arg("select 1"));

@@ -52,6 +52,11 @@ pub fn run_unit(sess: &mut Session, src: &str, io: &mut Streams<'_>) -> i32 {
     if script.is_empty() {
         return sess.last_status;
     }
+    // A read-only snapshot left by completion or an earlier read must not
+    // make this unit read stale state.
+    if sess.line.as_ref().is_some_and(|st| st.is_clean()) {
+        sess.line = None;
+    }
     sess.line_text = src.trim().to_string();
     let was_open = sess.explicit.is_some();
     let mut status = run_script(sess, &script, io);

@@ -64,9 +64,12 @@ impl Completer for ShellHelper {
             return Ok((start, v));
         }
         if word.starts_with('-') {
-            let cmd_name = before[..start].split_whitespace().last().map(|_| ());
-            let name = before.split_whitespace().next().unwrap_or("");
-            let _ = cmd_name;
+            // The command of the segment being typed (after the last ; | &).
+            let segment = before[..start]
+                .rsplit(|c: char| ";|&".contains(c))
+                .next()
+                .unwrap_or("");
+            let name = segment.split_whitespace().next().unwrap_or("");
             if let Some(spec) = commands::find(name) {
                 let cmd = (spec.command)();
                 let mut v: Vec<Pair> = Vec::new();
@@ -109,12 +112,25 @@ impl Completer for ShellHelper {
                 let suffix = if e.is_dir() { "/" } else { " " };
                 Pair {
                     display: format!("{n}{}", if e.is_dir() { "/" } else { "" }),
-                    replacement: format!("{dir_part}{n}{suffix}"),
+                    replacement: format!("{dir_part}{}{suffix}", escape(&n)),
                 }
             })
             .collect();
         Ok((start, v))
     }
+}
+
+/// Backslash-escape the characters the language treats specially, so a
+/// completed name is one word.
+fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if !(c.is_alphanumeric() || "._-+,:@%^=/".contains(c)) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Run the interactive loop until `exit` or Ctrl-D.

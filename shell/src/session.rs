@@ -150,8 +150,8 @@ impl Session {
     ) -> Result<T, Failure> {
         if let Some(m) = &self.asof {
             return Err(Error::ReadOnly(format!(
-                "asof {}@T{}; run 'asof now' to return, or 'branch NAME --from T{}' to change the past",
-                m.branch, m.tx, m.tx
+                "asof {}@T{}; 'asof now' returns to the present",
+                m.branch, m.tx
             ))
             .into());
         }

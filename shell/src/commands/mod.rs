@@ -83,12 +83,23 @@ pub fn parse<A: clap::Parser>(ctx: &mut Ctx<'_>, argv: &[String]) -> Result<Opti
     }
 }
 
-/// The first line of a clap error, without its `error: ` prefix, plus a hint.
+/// The first paragraph of a clap error on one line, without its `error: `
+/// prefix, plus a hint.
 fn clap_message(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first} (try --help)")
+    let para: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = para.join(" ");
+    let msg = joined.strip_prefix("error: ").unwrap_or(&joined);
+    let msg = if msg.is_empty() {
+        "invalid arguments"
+    } else {
+        msg
+    };
+    format!("{msg} (try --help)")
 }
 
 /// Every built-in, sorted by name.
