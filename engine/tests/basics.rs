@@ -346,3 +346,105 @@ fn identical_content_is_stored_once() {
         "a one-byte edit adds few chunks"
     );
 }
+
+#[test]
+fn process_records_and_logs_travel_in_time() {
+    use dbos_engine::{LogEntry, LogFilter, ProcessRecord, ProcessState};
+    let (_d, mut e) = open();
+    let a = Actor::default();
+    let mut rec = ProcessRecord {
+        id: 0,
+        argv: vec!["sleep".into(), "1".into()],
+        cwd: "/".into(),
+        state: ProcessState::Running,
+        pid: Some(4242),
+        user: "root".into(),
+        exit_status: None,
+        signal: None,
+        start_us: 1,
+        end_us: None,
+        error: None,
+    };
+    let (_, started) = e
+        .autocommit("main", &a, "run sleep 1", |tx| {
+            rec.id = tx.next_process_id()?;
+            tx.process_put(&rec)?;
+            tx.log(LogEntry {
+                time_us: 5,
+                source: "sleep".into(),
+                severity: 6,
+                message: "started".into(),
+                process_id: Some(rec.id),
+            })
+        })
+        .unwrap();
+    let started = started.unwrap().id;
+    assert_eq!(rec.id, 1);
+    rec.state = ProcessState::Exited;
+    rec.exit_status = Some(0);
+    rec.end_us = Some(2);
+    e.autocommit("main", &a, "exit", |tx| {
+        tx.process_put(&rec)?;
+        tx.log(LogEntry {
+            time_us: 6,
+            source: "sleep".into(),
+            severity: 3,
+            message: "done".into(),
+            process_id: Some(rec.id),
+        })
+    })
+    .unwrap();
+    let head = e.head().unwrap();
+    let mut then = e.view_at("main", started).unwrap();
+    let p = then.process_get(1).unwrap().unwrap();
+    assert_eq!(p.state, ProcessState::Running);
+    assert_eq!(then.logs(&LogFilter::default()).unwrap().len(), 1);
+    let mut now = e.view_at("main", head).unwrap();
+    assert_eq!(now.process_list().unwrap()[0].state, ProcessState::Exited);
+    let all = now.logs(&LogFilter::default()).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].entry.message, "done");
+    let errors = now
+        .logs(&LogFilter {
+            max_severity: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(now.next_process_id().unwrap(), 2);
+}
+
+#[test]
+fn as_of_by_time_gives_the_state_committed_by_then() {
+    let (_d, mut e) = open();
+    let a = Actor::default();
+    let (_, t1) = e
+        .autocommit("main", &a, "v1", |tx| tx.write_bytes(&p("/f"), b"1"))
+        .unwrap();
+    let t1 = e.tx_info(t1.unwrap().id).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    e.autocommit("main", &a, "v2", |tx| tx.write_bytes(&p("/f"), b"2"))
+        .unwrap();
+    let at = e.tx_at_time(t1.time_us).unwrap();
+    assert_eq!(at, t1.id);
+    assert_eq!(
+        e.view_at("main", at).unwrap().read_file(&p("/f")).unwrap(),
+        b"1"
+    );
+    let m = e
+        .resolve_ref(
+            "main",
+            &format!(
+                "{}",
+                chrono::DateTime::from_timestamp_micros(t1.time_us + 1000)
+                    .unwrap()
+                    .to_rfc3339()
+            ),
+        )
+        .unwrap();
+    assert_eq!(m.tx, t1.id);
+    assert!(matches!(
+        e.tx_at_time(0),
+        Err(Error::NoTransactionAtTime(_))
+    ));
+}

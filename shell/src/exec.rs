@@ -59,7 +59,19 @@ pub fn run_unit(sess: &mut Session, src: &str, io: &mut Streams<'_>) -> i32 {
     }
     sess.line_text = src.trim().to_string();
     let was_open = sess.explicit.is_some();
+    crate::interrupt::clear();
     let mut status = run_script(sess, &script, io);
+    if crate::interrupt::requested() {
+        crate::interrupt::clear();
+        // Nothing of an interrupted line is committed.
+        sess.line = None;
+        let _ = writeln!(
+            io.err,
+            "dbos: interrupted; this line's changes were discarded"
+        );
+        sess.last_status = 130;
+        return 130;
+    }
     // Units run wholly inside begin ... commit make up its command text.
     if was_open && sess.explicit.is_some() {
         let text = sess.line_text.clone();
@@ -79,6 +91,9 @@ pub fn run_unit(sess: &mut Session, src: &str, io: &mut Streams<'_>) -> i32 {
 fn run_script(sess: &mut Session, script: &Script, io: &mut Streams<'_>) -> i32 {
     let mut status = sess.last_status;
     for item in &script.items {
+        if crate::interrupt::requested() {
+            return 130;
+        }
         status = run_pipeline(sess, &item.and_or.first, io);
         sess.last_status = status;
         for (op, pipeline) in &item.and_or.rest {
@@ -103,6 +118,9 @@ fn run_pipeline(sess: &mut Session, p: &Pipeline, io: &mut Streams<'_>) -> i32 {
     let mut status = 0;
     let n = p.commands.len();
     for (i, cmd) in p.commands.iter().enumerate() {
+        if crate::interrupt::requested() {
+            return 130;
+        }
         let last = i + 1 == n;
         let (st, out) = run_command(sess, cmd, input.take(), last && io.out_is_tty, io);
         status = st;

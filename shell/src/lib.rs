@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod exec;
+pub mod interrupt;
 pub mod lang;
 pub mod output;
 pub mod pager;

@@ -155,6 +155,7 @@ pub fn run(sess: Session) -> i32 {
         let _ = rl.add_history_entry(line);
     }
     let stdout_tty = std::io::stdout().is_terminal();
+    crate::interrupt::install();
     let mut status = 0;
     let mut pending = String::new();
     loop {
