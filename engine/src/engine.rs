@@ -260,6 +260,32 @@ impl Engine {
         })
     }
 
+    /// A read-only view of an arbitrary lineage (see `lineage`).
+    pub fn view_lineage(&mut self, lineage: Lineage, label: &str) -> Result<Txn<'_>> {
+        let first = lineage.steps.first().map(|s| s.branch).unwrap_or(0);
+        let branch = self
+            .backend
+            .branch_by_id(first)?
+            .ok_or_else(|| Error::NoSuchBranch(label.to_string()))?;
+        Ok(Txn {
+            engine: self,
+            st: TxState {
+                branch,
+                snapshot: lineage.upto(),
+                lineage,
+                read_only: Some(label.to_string()),
+                overlay: BTreeMap::new(),
+                reads: BTreeSet::new(),
+                listed: BTreeSet::new(),
+                chunks: HashMap::new(),
+                chunk_bytes: 0,
+                logs: Vec::new(),
+                actor: Actor::default(),
+                cache: HashMap::new(),
+            },
+        })
+    }
+
     /// Continue a transaction kept open with `Txn::into_state`.
     pub fn resume(&mut self, st: TxState) -> Txn<'_> {
         Txn { engine: self, st }
@@ -396,6 +422,13 @@ impl Engine {
     ) -> Result<Vec<Change>> {
         let la = self.moment_lineage(a)?;
         let lb = self.moment_lineage(b)?;
+        self.diff_lineages(&la, &lb)
+    }
+
+    /// `diff` between two lineages (for merge bases, which may lie on
+    /// deleted branches).
+    pub fn diff_lineages(&mut self, la: &Lineage, lb: &Lineage) -> Result<Vec<Change>> {
+        let (la, lb) = (la.clone(), lb.clone());
         let mut out = Vec::new();
         for (space, path) in self.candidate_keys(&la, &lb)? {
             let before = self.backend.read(&la, space, &path)?.and_then(|v| v.entry);

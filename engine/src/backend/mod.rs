@@ -96,6 +96,17 @@ pub trait Backend {
     fn create_branch(&mut self, name: &str, parent: BranchId, fork_tx: TxId) -> Result<BranchInfo>;
     /// Newest transaction written on the branch itself.
     fn branch_head(&mut self, id: BranchId) -> Result<Option<TxId>>;
+    /// Rename a live branch (its id, and so its history, stays).
+    fn rename_branch(&mut self, id: BranchId, new_name: &str) -> Result<()>;
+    /// Mark a branch deleted: its name is freed, its transactions stay.
+    fn delete_branch(&mut self, id: BranchId) -> Result<()>;
+    /// The newest merge of `from` into `into`: (merge transaction, the
+    /// transaction of `from` it merged).
+    fn last_merge(&mut self, into: BranchId, from: BranchId) -> Result<Option<(TxId, TxId)>>;
+    /// The newest transaction of `branch` merged into any other branch.
+    fn merged_upto(&mut self, branch: BranchId) -> Result<Option<TxId>>;
+    /// Every branch, deleted ones included (for graphs and audit).
+    fn all_branches(&mut self) -> Result<Vec<BranchInfo>>;
 
     /// The visible version of one key.
     fn read(

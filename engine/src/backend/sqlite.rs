@@ -713,6 +713,63 @@ impl Backend for SqliteBackend {
         Ok(v.map(|v| v as TxId))
     }
 
+    fn rename_branch(&mut self, id: BranchId, new_name: &str) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM branches WHERE name = ?1 AND deleted_us IS NULL",
+                params![new_name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if taken.is_some() {
+            return Err(Error::InvalidBranch {
+                name: new_name.to_string(),
+                reason: "a branch with that name already exists".to_string(),
+            });
+        }
+        tx.execute("UPDATE branches SET name = ?1 WHERE id = ?2", params![new_name, id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete_branch(&mut self, id: BranchId) -> Result<()> {
+        self.conn.execute(
+            "UPDATE branches SET deleted_us = ?1 WHERE id = ?2 AND deleted_us IS NULL",
+            params![now_us(), id],
+        )?;
+        Ok(())
+    }
+
+    fn last_merge(&mut self, into: BranchId, from: BranchId) -> Result<Option<(TxId, TxId)>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, merge_tx FROM transactions WHERE branch_id = ?1 AND merge_branch_id = ?2 \
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![into, from], |r| {
+                Ok((r.get::<_, i64>(0)? as TxId, r.get::<_, i64>(1)? as TxId))
+            })
+            .optional()?)
+    }
+
+    fn merged_upto(&mut self, branch: BranchId) -> Result<Option<TxId>> {
+        let v: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT max(merge_tx) FROM transactions WHERE merge_branch_id = ?1")?
+            .query_row(params![branch], |r| r.get(0))?;
+        Ok(v.map(|v| v as TxId))
+    }
+
+    fn all_branches(&mut self) -> Result<Vec<BranchInfo>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {BRANCH_COLS} FROM branches ORDER BY id"))?;
+        let rows = stmt.query_map([], branch_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     fn read(
         &mut self,
         lineage: &Lineage,
