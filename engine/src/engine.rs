@@ -1,6 +1,7 @@
 //! The engine: opens a backend, resolves branches and moments into lineages,
 //! and hands out transactions and read-only views.
 
+use crate::backend::postgres::PostgresBackend;
 use crate::backend::sqlite::SqliteBackend;
 use crate::backend::{Backend, CommitMeta};
 use crate::error::{Error, Result};
@@ -51,6 +52,20 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// True when `location` names a PostgreSQL server rather than a file.
+pub fn is_postgres(location: &str) -> bool {
+    let l = location.trim_start();
+    l.starts_with("postgres://")
+        || l.starts_with("postgresql://")
+        || (!l.starts_with('/')
+            && !l.starts_with('.')
+            && l.split_whitespace().next().is_some_and(|w| {
+                ["host=", "hostaddr=", "dbname=", "user=", "port="]
+                    .iter()
+                    .any(|k| w.starts_with(k))
+            }))
+}
+
 /// Check a branch name: 1 to 100 characters of letters, digits and `._-/`,
 /// not starting with `-` or `/`, without `..` or `@`, and not a REF keyword.
 pub fn check_branch_name(name: &str) -> Result<()> {
@@ -84,11 +99,12 @@ pub fn check_branch_name(name: &str) -> Result<()> {
 
 impl Engine {
     /// Open the database at `location` (a file path), creating it on first use.
+    /// `postgres://...`, `postgresql://...` and key-value strings
+    /// (`host=... dbname=...`) select the PostgreSQL backend; anything else
+    /// is a SQLite file path.
     pub fn open(location: &str) -> Result<Engine> {
-        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-            return Err(Error::Database(
-                "the PostgreSQL backend is not available in this build".to_string(),
-            ));
+        if is_postgres(location) {
+            return Self::with_backend(Box::new(PostgresBackend::open(location)?));
         }
         Self::with_backend(Box::new(SqliteBackend::open(Path::new(location))?))
     }

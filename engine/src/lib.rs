@@ -30,7 +30,7 @@ pub mod txn;
 pub mod types;
 
 pub use backend::{CommitMeta, LogFilter};
-pub use engine::{check_branch_name, default_location, Engine};
+pub use engine::{check_branch_name, default_location, is_postgres, Engine};
 pub use error::{Error, Result};
 pub use path::VPath;
 pub use refs::{parse_ref, Moment, RefSpec};

@@ -33,6 +33,8 @@
 //! paths is `#[ignore]`d: it trips an engine bug (see
 //! `config_key_like_a_path_stays_out_of_the_tree`).
 
+mod common;
+
 use dbos_engine::{Actor, BranchId, ChunkRef, Engine, Entry, Space, TxId, TxInfo, Txn, VPath};
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -1006,8 +1008,8 @@ fn check_history(
 // ----- running a sequence ---------------------------------------------------
 
 fn run(ops: &[Op]) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let db = dir.path().join("state.db").to_str().unwrap().to_string();
+    let tdb = common::fresh();
+    let db = tdb.location.clone();
     let mut engine = Engine::open(&db).map_err(e2s)?;
     let actor = Actor::default();
     let main = engine.branch("main").map_err(e2s)?;
@@ -1533,8 +1535,8 @@ fn fixed_sequence_matches_model() {
 /// it is committed as a `Space::File` key holding `Entry::Value`.
 #[test]
 fn config_key_like_a_path_stays_out_of_the_tree() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut engine = Engine::open(dir.path().join("state.db").to_str().unwrap()).unwrap();
+    let tdb = common::fresh();
+    let mut engine = Engine::open(&tdb.location).unwrap();
     let actor = Actor::default();
     let mut problems = Vec::new();
 

@@ -5,14 +5,16 @@
 //! Backends store immutable rows only: a committed version, transaction,
 //! chunk or log row is never updated or deleted through this API.
 
+pub mod postgres;
 pub mod sqlite;
 
-use crate::content::EncodedChunk;
+use crate::content::{decode_manifest, EncodedChunk};
 use crate::error::Result;
 use crate::types::{
-    BranchId, BranchInfo, ChunkRef, Entry, Lineage, LogEntry, Space, StoredLog, TxId, TxInfo,
-    VersionRecord,
+    BranchId, BranchInfo, ChunkRef, Content, Entry, Lineage, LogEntry, Meta, Space, StoredLog,
+    TxId, TxInfo, VersionRecord,
 };
+use std::sync::Arc;
 
 /// Metadata of a transaction about to be committed.
 #[derive(Clone, Debug, Default)]
@@ -174,4 +176,109 @@ pub trait Backend {
     fn add_shell_history(&mut self, author: &str, branch: &str, line: &str) -> Result<()>;
     /// The newest `limit` history lines of an author, oldest first.
     fn shell_history(&mut self, author: &str, limit: usize) -> Result<Vec<String>>;
+}
+
+pub(crate) fn corrupt(reason: impl Into<String>) -> crate::error::Error {
+    crate::error::Error::Corrupt {
+        location: String::new(),
+        reason: reason.into(),
+    }
+}
+
+fn to_hash(bytes: Option<Vec<u8>>) -> Result<crate::types::Hash> {
+    let b = bytes.ok_or_else(|| corrupt("file version without digest"))?;
+    b.try_into()
+        .map_err(|_| corrupt("digest of the wrong length"))
+}
+
+/// The stored columns of one version row, as every backend reads them.
+pub(crate) struct RawVersion {
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) size: i64,
+    pub(crate) mtime_ns: i64,
+    pub(crate) digest: Option<Vec<u8>>,
+    pub(crate) manifest: Option<Vec<u8>>,
+    pub(crate) value: Option<String>,
+}
+
+pub(crate) fn decode_version(tx: TxId, kind: i64, raw: RawVersion) -> Result<VersionRecord> {
+    let meta = Meta {
+        mode: raw.mode,
+        uid: raw.uid,
+        gid: raw.gid,
+        mtime_ns: raw.mtime_ns,
+    };
+    let entry = match kind {
+        0 => None,
+        1 => {
+            let ids = decode_manifest(raw.manifest.as_deref().unwrap_or(&[0, 0]))?;
+            Some(Entry::File {
+                meta,
+                content: Content {
+                    size: raw.size as u64,
+                    digest: to_hash(raw.digest)?,
+                    chunks: Arc::new(ids.into_iter().map(ChunkRef::Stored).collect()),
+                },
+            })
+        }
+        2 => Some(Entry::Dir { meta }),
+        3 => Some(Entry::Symlink {
+            meta,
+            target: raw.value.unwrap_or_default(),
+        }),
+        4 => Some(Entry::Value(raw.value.unwrap_or_default())),
+        k => return Err(corrupt(format!("unknown version kind {k}"))),
+    };
+    Ok(VersionRecord { tx, entry })
+}
+
+/// The columns of a version row for an entry (None: a removal), before
+/// the backend turns chunk references into its own ids.
+pub(crate) struct Columns<'a> {
+    pub(crate) kind: i64,
+    pub(crate) meta: Meta,
+    pub(crate) size: u64,
+    pub(crate) digest: Option<Vec<u8>>,
+    pub(crate) chunks: Option<&'a [ChunkRef]>,
+    pub(crate) value: Option<&'a str>,
+}
+
+pub(crate) fn columns(entry: &Option<Entry>) -> Columns<'_> {
+    let zero = Meta {
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        mtime_ns: 0,
+    };
+    let c = |kind, meta, size, digest, chunks, value| Columns {
+        kind,
+        meta,
+        size,
+        digest,
+        chunks,
+        value,
+    };
+    match entry {
+        None => c(0, zero, 0, None, None, None),
+        Some(Entry::File { meta, content }) => c(
+            1,
+            *meta,
+            content.size,
+            Some(content.digest.to_vec()),
+            Some(&content.chunks[..]),
+            None,
+        ),
+        Some(Entry::Dir { meta }) => c(2, *meta, 0, None, None, None),
+        Some(Entry::Symlink { meta, target }) => c(
+            3,
+            *meta,
+            target.len() as u64,
+            None,
+            None,
+            Some(target.as_str()),
+        ),
+        Some(Entry::Value(v)) => c(4, zero, v.len() as u64, None, None, Some(v.as_str())),
+    }
 }

@@ -6,19 +6,20 @@
 //! milliseconds they need; reads never take it, and since committed rows are
 //! immutable, a transaction reads its snapshot without holding anything open.
 
-use super::{Backend, CommitMeta, CommitRequest, LogFilter, Write};
+use super::{
+    corrupt, decode_version, Backend, CommitMeta, CommitRequest, LogFilter, RawVersion, Write,
+};
 use crate::chain::{tx_hash, ChainWrite};
-use crate::content::{decode_chunk, decode_manifest, encode_manifest, EncodedChunk};
+use crate::content::{decode_chunk, encode_manifest, EncodedChunk};
 use crate::error::{Error, Result};
 use crate::migrate;
 use crate::types::{
-    BranchId, BranchInfo, ChunkId, ChunkRef, Content, Entry, Hash, Lineage, LogEntry, Meta, Space,
-    StoredLog, TxId, TxInfo, VersionRecord,
+    BranchId, BranchInfo, ChunkId, ChunkRef, Entry, Hash, Lineage, LogEntry, Space, StoredLog,
+    TxId, TxInfo, VersionRecord,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a writer waits for another process's commit before giving up.
@@ -37,19 +38,6 @@ pub struct SqliteBackend {
 
 const VERSION_COLS: &str = "tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value";
 
-fn corrupt(reason: impl Into<String>) -> Error {
-    Error::Corrupt {
-        location: String::new(),
-        reason: reason.into(),
-    }
-}
-
-fn to_hash(bytes: Option<Vec<u8>>) -> Result<Hash> {
-    let b = bytes.ok_or_else(|| corrupt("file version without digest"))?;
-    b.try_into()
-        .map_err(|_| corrupt("digest of the wrong length"))
-}
-
 /// Decode a version row selected with `VERSION_COLS`.
 fn version_from_row(row: &Row<'_>) -> rusqlite::Result<(TxId, i64, RawVersion)> {
     Ok((
@@ -66,48 +54,6 @@ fn version_from_row(row: &Row<'_>) -> rusqlite::Result<(TxId, i64, RawVersion)> 
             value: row.get(9)?,
         },
     ))
-}
-
-struct RawVersion {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    size: i64,
-    mtime_ns: i64,
-    digest: Option<Vec<u8>>,
-    manifest: Option<Vec<u8>>,
-    value: Option<String>,
-}
-
-fn decode_version(tx: TxId, kind: i64, raw: RawVersion) -> Result<VersionRecord> {
-    let meta = Meta {
-        mode: raw.mode,
-        uid: raw.uid,
-        gid: raw.gid,
-        mtime_ns: raw.mtime_ns,
-    };
-    let entry = match kind {
-        0 => None,
-        1 => {
-            let ids = decode_manifest(raw.manifest.as_deref().unwrap_or(&[0, 0]))?;
-            Some(Entry::File {
-                meta,
-                content: Content {
-                    size: raw.size as u64,
-                    digest: to_hash(raw.digest)?,
-                    chunks: Arc::new(ids.into_iter().map(ChunkRef::Stored).collect()),
-                },
-            })
-        }
-        2 => Some(Entry::Dir { meta }),
-        3 => Some(Entry::Symlink {
-            meta,
-            target: raw.value.unwrap_or_default(),
-        }),
-        4 => Some(Entry::Value(raw.value.unwrap_or_default())),
-        k => return Err(corrupt(format!("unknown version kind {k}"))),
-    };
-    Ok(VersionRecord { tx, entry })
 }
 
 fn tx_from_row(row: &Row<'_>) -> rusqlite::Result<TxInfo> {
@@ -317,17 +263,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     })
 }
 
-/// The typed columns of one version row: kind, meta, size, digest,
-/// manifest, value.
-type VersionColumns<'a> = (
-    i64,
-    Option<Meta>,
-    u64,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-    Option<&'a str>,
-);
-
 /// Commit-time work inside the write lock, shared by `commit` and `bootstrap`.
 struct Committer<'c> {
     tx: &'c rusqlite::Transaction<'c>,
@@ -414,40 +349,18 @@ impl<'c> Committer<'c> {
 
     fn insert_version(&mut self, branch: BranchId, tx_id: TxId, w: &Write) -> Result<()> {
         let key = self.ensure_key(w.space, &w.path)?;
-        let (kind, meta, size, digest, manifest, value): VersionColumns<'_> = match &w.entry {
-            None => (0, None, 0, None, None, None),
-            Some(Entry::File { meta, content }) => {
-                let ids = content
-                    .chunks
+        let c = super::columns(&w.entry);
+        let manifest = match c.chunks {
+            Some(chunks) => {
+                let ids = chunks
                     .iter()
-                    .map(|c| self.chunk_id(c))
+                    .map(|r| self.chunk_id(r))
                     .collect::<Result<Vec<_>>>()?;
-                (
-                    1,
-                    Some(*meta),
-                    content.size,
-                    Some(content.digest.to_vec()),
-                    Some(encode_manifest(&ids)),
-                    None,
-                )
+                Some(encode_manifest(&ids))
             }
-            Some(Entry::Dir { meta }) => (2, Some(*meta), 0, None, None, None),
-            Some(Entry::Symlink { meta, target }) => (
-                3,
-                Some(*meta),
-                target.len() as u64,
-                None,
-                None,
-                Some(target.as_str()),
-            ),
-            Some(Entry::Value(v)) => (4, None, v.len() as u64, None, None, Some(v.as_str())),
+            None => None,
         };
-        let m = meta.unwrap_or(Meta {
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            mtime_ns: 0,
-        });
+        let (kind, m, size, digest, value) = (c.kind, c.meta, c.size, c.digest, c.value);
         self.tx
             .prepare_cached(
                 "INSERT INTO versions(key_id, branch_id, tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value) \
@@ -714,7 +627,9 @@ impl Backend for SqliteBackend {
     }
 
     fn rename_branch(&mut self, id: BranchId, new_name: &str) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let taken: Option<i64> = tx
             .query_row(
                 "SELECT id FROM branches WHERE name = ?1 AND deleted_us IS NULL",
@@ -728,7 +643,10 @@ impl Backend for SqliteBackend {
                 reason: "a branch with that name already exists".to_string(),
             });
         }
-        tx.execute("UPDATE branches SET name = ?1 WHERE id = ?2", params![new_name, id])?;
+        tx.execute(
+            "UPDATE branches SET name = ?1 WHERE id = ?2",
+            params![new_name, id],
+        )?;
         tx.commit()?;
         Ok(())
     }
