@@ -442,12 +442,9 @@ fn as_of_by_time_gives_the_state_committed_by_then() {
     let m = e
         .resolve_ref(
             "main",
-            &format!(
-                "{}",
-                chrono::DateTime::from_timestamp_micros(t1.time_us + 1000)
-                    .unwrap()
-                    .to_rfc3339()
-            ),
+            &chrono::DateTime::from_timestamp_micros(t1.time_us + 1000)
+                .unwrap()
+                .to_rfc3339(),
         )
         .unwrap();
     assert_eq!(m.tx, t1.id);
