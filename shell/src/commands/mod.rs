@@ -4,6 +4,7 @@
 
 use crate::session::{CmdResult, Failure, Session};
 
+mod branch;
 mod config;
 mod control;
 mod files;
@@ -119,6 +120,7 @@ fn build_all() -> Vec<Spec> {
     v.extend(fsops::specs());
     v.extend(filters::specs());
     v.extend(timetravel::specs());
+    v.extend(branch::specs());
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
