@@ -3,6 +3,8 @@
 //! string runs line by line in one session, each line one input unit
 //! (committed as one transaction when it changes something).
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -23,7 +25,7 @@ struct Run {
 impl Db {
     fn new() -> Db {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("s.db").display().to_string();
+        let path = common::location(dir.path());
         Db { dir, path }
     }
 

@@ -3,6 +3,8 @@
 //! output, exit statuses, error messages, and that a failed command leaves
 //! the state unchanged.
 
+mod common;
+
 use assert_cmd::Command;
 
 /// A fresh database in a temporary directory.
@@ -21,7 +23,7 @@ struct Run {
 impl Db {
     fn new() -> Db {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("s.db").display().to_string();
+        let path = common::location(dir.path());
         Db { _dir: dir, path }
     }
 

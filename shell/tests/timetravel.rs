@@ -2,6 +2,8 @@
 //! asof), driving the real `dbos` binary with `-c`: every `-c` string is one
 //! input unit, committed as one transaction when it changes something.
 
+mod common;
+
 use assert_cmd::Command;
 use dbos_engine::{Actor, Engine, VPath};
 use serde_json::Value;
@@ -23,7 +25,7 @@ struct Run {
 impl Db {
     fn new() -> Db {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("s.db").display().to_string();
+        let path = common::location(dir.path());
         Db { dir, path }
     }
 
