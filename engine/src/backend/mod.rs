@@ -5,6 +5,7 @@
 //! Backends store immutable rows only: a committed version, transaction,
 //! chunk or log row is never updated or deleted through this API.
 
+mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 

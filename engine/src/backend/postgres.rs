@@ -219,6 +219,7 @@ impl PostgresBackend {
     /// The password comes from the string, `PGPASSWORD` or `~/.pgpass`, and
     /// never appears in messages.
     pub fn open(url: &str) -> Result<PostgresBackend> {
+        let (url, tls) = super::pg_tls::split(url)?;
         let mut config: postgres::Config = url.parse().map_err(|e| {
             Error::Database(format!("not a valid PostgreSQL connection string: {e}"))
         })?;
@@ -258,10 +259,32 @@ impl PostgresBackend {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
-        let client = config.connect(NoTls).map_err(|e| {
+        config.ssl_mode(match tls.mode {
+            super::pg_tls::SslMode::Disable => postgres::config::SslMode::Disable,
+            super::pg_tls::SslMode::Prefer => postgres::config::SslMode::Prefer,
+            _ => postgres::config::SslMode::Require,
+        });
+        let connected = match super::pg_tls::connector(&tls)? {
+            Some(connector) => config.connect(connector),
+            None => config.connect(NoTls),
+        };
+        let client = connected.map_err(|e| {
             let reason = match e.as_db_error() {
                 Some(db) => db.message().to_string(),
-                None => e.to_string(),
+                None => {
+                    // The driver's message is terse ("error performing TLS
+                    // handshake"): add the causes.
+                    let mut text = e.to_string();
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(c) = cause {
+                        let more = c.to_string();
+                        if !text.contains(&more) {
+                            text = format!("{text}: {more}");
+                        }
+                        cause = c.source();
+                    }
+                    text
+                }
             };
             Error::Database(format!(
                 "cannot connect to PostgreSQL at {location}: {reason}"
