@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "DBOS_CRASH_CHILD";
 const LANE_ENV: &str = "DBOS_CRASH_LANE";
+const PAUSE_ENV: &str = "DBOS_CRASH_PAUSE_MS";
 const ROUNDS_ENV: &str = "DBOS_CRASH_ROUNDS";
 const CHILD_TEST: &str = "crash_child";
 
@@ -181,6 +182,13 @@ fn crash_child() {
         return;
     };
     let lane = std::env::var(LANE_ENV).unwrap();
+    // A pause between iterations (the steady writer's), so that the parent's
+    // checks keep up with it however long the run.
+    let pause = Duration::from_millis(
+        std::env::var(PAUSE_ENV)
+            .ok()
+            .map_or(0, |v| v.parse().unwrap()),
+    );
     let dir = PathBuf::from(dir);
     let phase = Phase(
         OpenOptions::new()
@@ -224,12 +232,19 @@ fn crash_child() {
                 .expect("child: autocommit")
                 .1
         } else {
-            phase.set(&format!("build {iter}"));
-            let mut tx = engine.begin("main", &actor).expect("child: begin");
-            plan.apply(&mut tx).expect("child: writes");
-            phase.set(&format!("commit {iter}"));
-            tx.commit(&plan.command(), Some(plan.marker.clone()))
-                .expect("child: commit")
+            // Like autocommit, start over on a conflict with the other lane
+            // (both may create /crash) or a busy lock.
+            let mut attempt = 0;
+            loop {
+                phase.set(&format!("build {iter}"));
+                let mut tx = engine.begin("main", &actor).expect("child: begin");
+                plan.apply(&mut tx).expect("child: writes");
+                phase.set(&format!("commit {iter}"));
+                match tx.commit(&plan.command(), Some(plan.marker.clone())) {
+                    Err(e) if e.is_retryable() && attempt < 20 => attempt += 1,
+                    other => break other.expect("child: commit"),
+                }
+            }
         }
         .expect("child: the transaction changed something");
         // Acknowledge only after commit returned: one write, then fsync.
@@ -239,6 +254,10 @@ fn crash_child() {
             .expect("child: write ack");
         acked.sync_data().expect("child: fsync ack");
         iter += 1;
+        if !pause.is_zero() {
+            phase.set(&format!("pause {iter}"));
+            std::thread::sleep(pause);
+        }
     }
 }
 
@@ -251,7 +270,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn spawn(dir: &Path, lane: &'static str) -> Writer {
+    fn spawn(dir: &Path, lane: &'static str, pause_ms: u64) -> Writer {
         trim_torn_ack(&ack_file(dir, lane));
         fs::write(dir.join(format!("phase-{lane}.txt")), "").unwrap();
         let out = OpenOptions::new()
@@ -263,6 +282,7 @@ impl Writer {
             .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir)
             .env(LANE_ENV, lane)
+            .env(PAUSE_ENV, pause_ms.to_string())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -614,6 +634,7 @@ impl Checker {
             ("auto", false) => "inside autocommit (rolled back)",
             ("auto", true) => "inside autocommit (already durable)",
             ("ack", _) => "after commit, acknowledging",
+            ("pause", _) => "between transactions",
             _ => panic!("unknown phase {phase:?}"),
         };
         *self.kill_points.entry(point).or_default() += 1;
@@ -652,7 +673,7 @@ fn kill_9_loses_no_commit_and_exposes_no_partial_one() {
     let mut checker = Checker::default();
     let started = Instant::now();
     for round in 0..rounds {
-        let mut writer = Writer::spawn(dir, "solo");
+        let mut writer = Writer::spawn(dir, "solo", 0);
         let delay = rng.gen_range(5..=150);
         std::thread::sleep(Duration::from_millis(delay));
         writer.kill_9(dir);
@@ -687,12 +708,12 @@ fn kill_9_of_one_writer_leaves_another_unharmed() {
     let mut rng = rand::thread_rng();
     let mut checker = Checker::default();
     let started = Instant::now();
-    let mut steady = Writer::spawn(dir, "steady");
+    let mut steady = Writer::spawn(dir, "steady", 10);
     let steady_commits = |c: &Checker| c.committed.get("steady").copied().unwrap_or(0);
     let mut steady_progressed = 0;
     for round in 0..rounds {
         let before = steady_commits(&checker);
-        let mut victim = Writer::spawn(dir, "victim");
+        let mut victim = Writer::spawn(dir, "victim", 0);
         let delay = rng.gen_range(5..=150);
         std::thread::sleep(Duration::from_millis(delay));
         victim.kill_9(dir);
