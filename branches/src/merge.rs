@@ -6,7 +6,7 @@
 //! changed merge line by line; anything else is a conflict. Conflicts are all
 //! listed and nothing is applied, unless `Strategy::Ours` or `Theirs` decides.
 
-use crate::base::merge_base;
+use crate::base::merge_base_with;
 use crate::error::{Conflict, Error, Result};
 use crate::textmerge::{is_mergeable_text, merge3, MergeOutcome as TextOutcome};
 use dbos_engine::{Actor, CommitMeta, Content, Engine, Entry, Meta, Space, TxInfo, Txn, VPath};
@@ -198,7 +198,7 @@ pub fn merge(
     let ob = engine.branch(ours)?;
     let tb = engine.branch(theirs)?;
     let theirs_tip = engine.branch_tip(&tb)?;
-    let base = merge_base(engine, &ob, &tb)?;
+    let (base, contained) = merge_base_with(engine, &ob, &tb)?;
     let lt = engine.lineage(&tb, theirs_tip)?;
     let up_to_date = MergeReport {
         tx: None,
@@ -206,11 +206,8 @@ pub fn merge(
         merged_text: Vec::new(),
         decided: Vec::new(),
     };
-    if engine
-        .backend()
-        .last_merge(ob.id, tb.id)?
-        .is_some_and(|(_, t)| t >= theirs_tip)
-    {
+    // Everything theirs holds is already here.
+    if contained {
         return Ok(up_to_date);
     }
     let mut tx = engine.begin(ours, actor)?;
