@@ -19,6 +19,9 @@ const AUTOCOMMIT_RETRIES: u32 = 20;
 pub struct Engine {
     pub(crate) backend: Box<dyn Backend>,
     pub(crate) host: String,
+    /// Ancestry of branches by id: (parent, fork point). Never changes once
+    /// a branch exists, so it is safe to remember.
+    ancestry: HashMap<i64, (Option<i64>, Option<TxId>)>,
 }
 
 /// The database used when none is named: `$DBOS_DB`, else
@@ -135,7 +138,11 @@ impl Engine {
             };
             backend.bootstrap(&meta, &host, &root)?;
         }
-        Ok(Engine { backend, host })
+        Ok(Engine {
+            backend,
+            host,
+            ancestry: HashMap::new(),
+        })
     }
 
     /// Where the database is.
@@ -199,9 +206,9 @@ impl Engine {
             branch: branch.id,
             upto,
         }];
-        let mut cur = branch.clone();
+        let mut link = (branch.parent, branch.fork_tx);
         let mut seen = BTreeSet::new();
-        while let (Some(parent), Some(fork)) = (cur.parent, cur.fork_tx) {
+        while let (Some(parent), Some(fork)) = link {
             if !seen.insert(parent) {
                 return Err(Error::Corrupt {
                     location: self.location(),
@@ -213,13 +220,20 @@ impl Engine {
                 branch: parent,
                 upto: limit,
             });
-            cur = self
-                .backend
-                .branch_by_id(parent)?
-                .ok_or_else(|| Error::Corrupt {
-                    location: String::new(),
-                    reason: format!("branch {parent} is missing"),
-                })?;
+            link = match self.ancestry.get(&parent) {
+                Some(l) => *l,
+                None => {
+                    let p = self
+                        .backend
+                        .branch_by_id(parent)?
+                        .ok_or_else(|| Error::Corrupt {
+                            location: String::new(),
+                            reason: format!("branch {parent} is missing"),
+                        })?;
+                    self.ancestry.insert(parent, (p.parent, p.fork_tx));
+                    (p.parent, p.fork_tx)
+                }
+            };
         }
         Ok(Lineage { steps })
     }
