@@ -21,6 +21,7 @@
 pub mod backend;
 pub mod chain;
 pub mod content;
+pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod migrate;

@@ -11,6 +11,8 @@ use dbos_shell::session::Session;
 use dbos_shell::{commands, lang, repl};
 use std::io::{BufRead, IsTerminal, Write};
 
+mod dbcmd;
+
 /// When to use colour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ColorChoice {
@@ -72,6 +74,11 @@ enum Sub {
     },
     /// Print the man page (roff).
     Man,
+    /// Whole-database operations: `db copy SRC DST`.
+    Db {
+        #[command(subcommand)]
+        op: dbcmd::DbOp,
+    },
 }
 
 fn os_user() -> String {
@@ -133,6 +140,7 @@ fn run() -> i32 {
             }
             return 0;
         }
+        Some(Sub::Db { op }) => return dbcmd::run(op),
         None => {}
     }
 

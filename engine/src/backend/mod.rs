@@ -12,8 +12,8 @@ pub mod sqlite;
 use crate::content::{decode_manifest, EncodedChunk};
 use crate::error::Result;
 use crate::types::{
-    BranchId, BranchInfo, ChunkRef, Content, Entry, Lineage, LogEntry, Meta, Space, StoredLog,
-    TxId, TxInfo, VersionRecord,
+    BranchId, BranchInfo, ChunkId, ChunkRef, Content, Entry, Lineage, LogEntry, Meta, Space,
+    StoredLog, TxId, TxInfo, VersionRecord,
 };
 use std::sync::Arc;
 
@@ -77,6 +77,75 @@ pub struct LogFilter {
     pub limit: Option<usize>,
 }
 
+// ----- whole-database copy (`copy.rs`): rows exported and imported verbatim ---
+
+/// A branch row as stored, with its deletion time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchRecord {
+    /// The branch.
+    pub info: BranchInfo,
+    /// When it was deleted (None: live).
+    pub deleted_us: Option<i64>,
+}
+
+/// A tag row as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagRecord {
+    /// Name.
+    pub name: String,
+    /// Branch it names a moment of.
+    pub branch: BranchId,
+    /// The transaction.
+    pub tx: TxId,
+    /// Creation time, microseconds since the epoch.
+    pub created_us: i64,
+}
+
+/// A shell history row as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShellLine {
+    /// Row id (kept by an import).
+    pub id: i64,
+    /// When it was typed, microseconds since the epoch.
+    pub time_us: i64,
+    /// Who typed it.
+    pub author: String,
+    /// Branch the shell was on.
+    pub branch: String,
+    /// The line.
+    pub line: String,
+}
+
+/// One thing handed to `Backend::import`, in this order: every branch, the
+/// chunks, the transactions by increasing id, the tags, the shell history.
+#[derive(Clone, Debug)]
+pub enum ImportItem {
+    /// A branch row (imported hidden, see `IMPORT_UNFINISHED_US`).
+    Branch(BranchRecord),
+    /// Chunks, stored under this database's own ids.
+    Chunks(Vec<EncodedChunk>),
+    /// A committed transaction, verbatim: its id, time, hash and merge
+    /// fields are kept. Writes reference chunks as `ChunkRef::Pending(hash)`
+    /// (imported before); log rows keep their ids.
+    Tx {
+        /// Metadata, hash included.
+        info: TxInfo,
+        /// What it wrote.
+        writes: Vec<Write>,
+        /// Its log rows, in insertion order.
+        logs: Vec<StoredLog>,
+    },
+    /// A tag row.
+    Tag(TagRecord),
+    /// Shell history rows (their ids are kept).
+    ShellLines(Vec<ShellLine>),
+}
+
+/// `deleted_us` of every branch of an import not finished yet: no name
+/// lookup sees such a branch, so a half-written or unverified copy is not a
+/// usable database. `Backend::import_finish` gives branches their real value.
+pub const IMPORT_UNFINISHED_US: i64 = -1;
+
 /// A storage backend: reads at a lineage, chunk storage, atomic commits.
 pub trait Backend {
     /// Where the database is (a path, or a URL without its password).
@@ -106,6 +175,21 @@ pub trait Backend {
     /// The newest merge of `from` into `into`: (merge transaction, the
     /// transaction of `from` it merged).
     fn last_merge(&mut self, into: BranchId, from: BranchId) -> Result<Option<(TxId, TxId)>>;
+    /// Every merge recorded on `branch` itself: (merge transaction, branch
+    /// merged, the transaction of it merged), oldest first.
+    fn merges_into(&mut self, branch: BranchId) -> Result<Vec<(TxId, BranchId, TxId)>> {
+        let head = self.head()?;
+        let own = Lineage {
+            steps: vec![crate::types::LineageStep { branch, upto: head }],
+        };
+        let mut v: Vec<(TxId, BranchId, TxId)> = self
+            .transactions(&own, None, usize::MAX)?
+            .into_iter()
+            .filter_map(|t| t.merge.map(|(b, x)| (t.id, b, x)))
+            .collect();
+        v.reverse();
+        Ok(v)
+    }
     /// The newest transaction of `branch` merged into any other branch.
     fn merged_upto(&mut self, branch: BranchId) -> Result<Option<TxId>>;
     /// Every branch, deleted ones included (for graphs and audit).
@@ -177,6 +261,38 @@ pub trait Backend {
     fn add_shell_history(&mut self, author: &str, branch: &str, line: &str) -> Result<()>;
     /// The newest `limit` history lines of an author, oldest first.
     fn shell_history(&mut self, author: &str, limit: usize) -> Result<Vec<String>>;
+
+    // ----- whole-database copy (`copy.rs`) ------------------------------
+
+    /// Every branch row, deleted ones included, by id.
+    fn export_branches(&mut self) -> Result<Vec<BranchRecord>>;
+    /// Every tag row, by name.
+    fn export_tags(&mut self) -> Result<Vec<TagRecord>>;
+    /// Shell history rows with ids above `after`, by id, at most `limit`.
+    fn export_shell_history(&mut self, after: i64, limit: usize) -> Result<Vec<ShellLine>>;
+    /// Stored chunks (as stored, not decoded) with ids above `after`, by
+    /// id, at most `limit`.
+    fn export_chunks(
+        &mut self,
+        after: ChunkId,
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, EncodedChunk)>>;
+    /// Import a whole database, pulling items from `next` until it gives
+    /// None. Refuses a database holding any row (branch, transaction, key,
+    /// chunk, log, tag or shell history line). Branches are written hidden
+    /// (`IMPORT_UNFINISHED_US`) until `import_finish`. SQLite writes
+    /// everything in one transaction; PostgreSQL commits in batches (the
+    /// periods extension keeps only one version of a row per database
+    /// transaction) while holding the commit lock, so history lands in
+    /// `versions_history` stamped with the time of the import.
+    fn import(&mut self, next: &mut dyn FnMut() -> Result<Option<ImportItem>>) -> Result<()>;
+    /// Make an imported database usable: give every branch its real
+    /// deletion time, in one transaction.
+    fn import_finish(&mut self, branches: &[BranchRecord]) -> Result<()>;
+    /// Empty a database that holds only an unfinished import (every branch
+    /// hidden), so the copy can be retried. The one code path that deletes
+    /// history rows; it refuses any other database.
+    fn import_abort(&mut self) -> Result<()>;
 }
 
 pub(crate) fn corrupt(reason: impl Into<String>) -> crate::error::Error {

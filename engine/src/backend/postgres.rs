@@ -12,8 +12,8 @@
 //! connection rolls the transaction back and frees the lock.
 
 use super::{
-    columns, corrupt, decode_version, Backend, CommitMeta, CommitRequest, LogFilter, RawVersion,
-    Write,
+    columns, corrupt, decode_version, Backend, BranchRecord, CommitMeta, CommitRequest, ImportItem,
+    LogFilter, RawVersion, ShellLine, TagRecord, Write, IMPORT_UNFINISHED_US,
 };
 use crate::chain::{tx_hash, ChainWrite};
 use crate::content::{decode_chunk, encode_manifest, EncodedChunk};
@@ -24,7 +24,7 @@ use crate::types::{
 };
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Advisory lock key serialising commits ("dbos").
 const COMMIT_LOCK: i64 = 0x6462_6f73;
@@ -61,6 +61,8 @@ pub struct PostgresBackend {
 fn pg_err(location: &str) -> impl Fn(postgres::Error) -> Error + '_ {
     move |e| {
         if e.is_closed() {
+            // The server rolls back a transaction whose connection dies
+            // before COMMIT (a loss during COMMIT is reported by `locked`).
             return Error::Database(format!(
                 "{location}: connection to PostgreSQL lost; the transaction was rolled back"
             ));
@@ -259,6 +261,17 @@ impl PostgresBackend {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
+        // TLS over a Unix socket makes no sense (and has no host name to
+        // check): like libpq, use it only over TCP.
+        let mut tls = tls;
+        if !config
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, postgres::config::Host::Tcp(_)))
+            && !config.get_hosts().is_empty()
+        {
+            tls.mode = super::pg_tls::SslMode::Disable;
+        }
         config.ssl_mode(match tls.mode {
             super::pg_tls::SslMode::Disable => postgres::config::SslMode::Disable,
             super::pg_tls::SslMode::Prefer => postgres::config::SslMode::Prefer,
@@ -335,9 +348,11 @@ impl PostgresBackend {
                     .as_db_error()
                     .map(|d| d.message().to_string())
                     .unwrap_or_else(|| err.to_string());
-                if text.contains("periods")
-                    && (text.contains("extension") || text.contains("control file"))
-                {
+                // SQLSTATE 58P01 (undefined_file): the extension's control
+                // file is missing, i.e. the package is not installed.
+                let missing = err.code() == Some(&postgres::error::SqlState::UNDEFINED_FILE)
+                    || text.contains("is not available");
+                if missing && text.contains("extension") {
                     Error::Database(format!(
                         "{loc}: the periods extension is not installed on the server \
                          (Debian: apt install postgresql-15-periods): {text}"
@@ -450,7 +465,16 @@ impl PostgresBackend {
         let result = (|| {
             let mut tx = self.client.transaction().map_err(pg_err(&loc))?;
             let out = work(&mut tx, &loc)?;
-            tx.commit().map_err(pg_err(&loc))?;
+            tx.commit().map_err(|e| {
+                if e.is_closed() {
+                    Error::Database(format!(
+                        "{loc}: connection to PostgreSQL lost during COMMIT: the transaction may \
+                         or may not have been applied; check `log` once the server is reachable"
+                    ))
+                } else {
+                    pg_err(&loc)(e)
+                }
+            })?;
             Ok(out)
         })();
         let _ = self
@@ -1270,6 +1294,396 @@ impl Backend for PostgresBackend {
         rows.iter()
             .map(|r| r.try_get(0).map_err(self.err()))
             .collect()
+    }
+
+    fn export_branches(&mut self) -> Result<Vec<BranchRecord>> {
+        self.copy_export_branches()
+    }
+    fn export_tags(&mut self) -> Result<Vec<TagRecord>> {
+        self.copy_export_tags()
+    }
+    fn export_shell_history(&mut self, after: i64, limit: usize) -> Result<Vec<ShellLine>> {
+        self.copy_export_shell_history(after, limit)
+    }
+    fn export_chunks(
+        &mut self,
+        after: ChunkId,
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, EncodedChunk)>> {
+        self.copy_export_chunks(after, limit)
+    }
+    fn import(&mut self, next: &mut dyn FnMut() -> Result<Option<ImportItem>>) -> Result<()> {
+        self.copy_import(next)
+    }
+    fn import_finish(&mut self, branches: &[BranchRecord]) -> Result<()> {
+        self.copy_import_finish(branches)
+    }
+    fn import_abort(&mut self) -> Result<()> {
+        self.copy_import_abort()
+    }
+}
+
+// ----- whole-database copy (copy.rs): export rows, import them verbatim ----
+
+/// Every table an import fills (`versions_history` is emptied with
+/// `versions` by the periods extension).
+const IMPORT_TABLES: &str =
+    "versions, log_entries, tags, transactions, keys, chunks, shell_history, branches";
+/// An import commits its batch once it holds this many rows ...
+const IMPORT_BATCH_ROWS: usize = 5000;
+/// ... or this many bytes of chunks.
+const IMPORT_BATCH_BYTES: usize = 64 << 20;
+
+impl Committer<'_, '_> {
+    /// Write one transaction exactly as given: id, time, hash, versions
+    /// (upserted, so periods moves the replaced ones to history) and log
+    /// rows (with their ids).
+    fn import_tx(&mut self, info: &TxInfo, writes: &[Write], logs: &[StoredLog]) -> Result<()> {
+        for w in writes {
+            self.upsert_version(info.branch_id, info.id, w)?;
+        }
+        for l in logs {
+            self.tx
+                .execute(
+                    "INSERT INTO log_entries(id, branch_id, tx_id, time_us, source, severity, message, process_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        &l.id,
+                        &info.branch_id,
+                        &(info.id as i64),
+                        &l.entry.time_us,
+                        &l.entry.source,
+                        &i16::from(l.entry.severity),
+                        &l.entry.message,
+                        &l.entry.process_id.map(|p| p as i64),
+                    ],
+                )
+                .map_err(pg_err(self.loc))?;
+        }
+        self.tx
+            .execute(
+                &format!("INSERT INTO transactions({TX_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+                &[
+                    &(info.id as i64),
+                    &info.branch_id,
+                    &info.time_us,
+                    &info.author,
+                    &info.host,
+                    &info.command,
+                    &info.message,
+                    &info.merge.map(|m| m.0),
+                    &info.merge.map(|m| m.1 as i64),
+                    &&info.hash[..],
+                ],
+            )
+            .map_err(pg_err(self.loc))?;
+        Ok(())
+    }
+
+    /// Store many chunks in one statement, remembering their ids.
+    fn import_chunks(&mut self, chunks: &[EncodedChunk]) -> Result<()> {
+        let hashes: Vec<&[u8]> = chunks.iter().map(|c| &c.hash[..]).collect();
+        let sizes: Vec<i64> = chunks.iter().map(|c| i64::from(c.size)).collect();
+        let codecs: Vec<i16> = chunks.iter().map(|c| i16::from(c.codec)).collect();
+        let data: Vec<&[u8]> = chunks.iter().map(|c| &c.data[..]).collect();
+        let rows = self
+            .tx
+            .query(
+                "INSERT INTO chunks(hash, size, codec, data) \
+                 SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::smallint[], $4::bytea[]) \
+                 ON CONFLICT (hash) DO NOTHING RETURNING id, hash",
+                &[&hashes, &sizes, &codecs, &data],
+            )
+            .map_err(pg_err(self.loc))?;
+        for r in &rows {
+            let id: i64 = r.try_get(0).map_err(self.e())?;
+            let h: Vec<u8> = r.try_get(1).map_err(self.e())?;
+            let h: Hash = h
+                .try_into()
+                .map_err(|_| corrupt("chunk hash of the wrong length"))?;
+            self.new_chunks.insert(h, id);
+        }
+        Ok(())
+    }
+}
+
+impl PostgresBackend {
+    fn copy_export_branches(&mut self) -> Result<Vec<BranchRecord>> {
+        let rows = self.query(
+            &format!("SELECT {BRANCH_COLS}, deleted_us FROM branches ORDER BY id"),
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(BranchRecord {
+                    info: branch_from_row(r).map_err(self.err())?,
+                    deleted_us: r.try_get(5).map_err(self.err())?,
+                })
+            })
+            .collect()
+    }
+
+    fn copy_export_tags(&mut self) -> Result<Vec<TagRecord>> {
+        let rows = self.query(
+            "SELECT name, branch_id, tx_id, created_us FROM tags ORDER BY name",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(TagRecord {
+                    name: r.try_get(0).map_err(self.err())?,
+                    branch: r.try_get(1).map_err(self.err())?,
+                    tx: r.try_get::<_, i64>(2).map_err(self.err())? as TxId,
+                    created_us: r.try_get(3).map_err(self.err())?,
+                })
+            })
+            .collect()
+    }
+
+    fn copy_export_shell_history(&mut self, after: i64, limit: usize) -> Result<Vec<ShellLine>> {
+        let rows = self.query(
+            "SELECT id, time_us, author, branch, line FROM shell_history WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &(limit.min(i64::MAX as usize) as i64)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(ShellLine {
+                    id: r.try_get(0).map_err(self.err())?,
+                    time_us: r.try_get(1).map_err(self.err())?,
+                    author: r.try_get(2).map_err(self.err())?,
+                    branch: r.try_get(3).map_err(self.err())?,
+                    line: r.try_get(4).map_err(self.err())?,
+                })
+            })
+            .collect()
+    }
+
+    fn copy_export_chunks(
+        &mut self,
+        after: ChunkId,
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, EncodedChunk)>> {
+        let rows = self.query(
+            "SELECT id, hash, size, codec, data FROM chunks WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &(limit.min(i64::MAX as usize) as i64)],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.try_get(0).map_err(self.err())?;
+            let hash: Vec<u8> = r.try_get(1).map_err(self.err())?;
+            let size: i64 = r.try_get(2).map_err(self.err())?;
+            let codec: i16 = r.try_get(3).map_err(self.err())?;
+            let hash: Hash = hash
+                .try_into()
+                .map_err(|_| corrupt(format!("chunk {id}: hash of the wrong length")))?;
+            out.push((
+                id,
+                EncodedChunk {
+                    hash,
+                    size: size as u32,
+                    codec: codec as u8,
+                    data: r.try_get(4).map_err(self.err())?,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Holds the commit lock throughout, so nothing else commits meanwhile.
+    fn copy_import(&mut self, next: &mut dyn FnMut() -> Result<Option<ImportItem>>) -> Result<()> {
+        let loc = self.location.clone();
+        self.client
+            .execute("SELECT pg_advisory_lock($1)", &[&COMMIT_LOCK])
+            .map_err(pg_err(&loc))?;
+        let out = self.copy_import_locked(next, &loc);
+        let _ = self.client.batch_execute("RESET synchronous_commit");
+        let _ = self
+            .client
+            .execute("SELECT pg_advisory_unlock($1)", &[&COMMIT_LOCK]);
+        out
+    }
+
+    /// Batches of whole transactions, each batch one PostgreSQL transaction
+    /// in which no (key, branch) is written twice: periods keeps a single
+    /// version of a row per database transaction.
+    fn copy_import_locked(
+        &mut self,
+        next: &mut dyn FnMut() -> Result<Option<ImportItem>>,
+        loc: &str,
+    ) -> Result<()> {
+        let e = pg_err(loc);
+        // Batches need not reach the disk one by one: the last one commits
+        // synchronously, which flushes the write-ahead log of all before it.
+        self.client
+            .batch_execute("SET synchronous_commit = off")
+            .map_err(&e)?;
+        let mut known: HashMap<(Space, String), i64> = HashMap::new();
+        let mut chunk_ids: HashMap<Hash, ChunkId> = HashMap::new();
+        let mut tx = self.client.transaction().map_err(&e)?;
+        for table in IMPORT_TABLES.split(", ") {
+            if !tx
+                .query(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])
+                .map_err(&e)?
+                .is_empty()
+            {
+                return Err(Error::Database(format!(
+                    "{loc}: not empty (table {table} has rows); an import needs a new database"
+                )));
+            }
+        }
+        let mut batch_keys: HashSet<(BranchId, Space, String)> = HashSet::new();
+        let (mut rows, mut bytes) = (0usize, 0usize);
+        let mut expected: TxId = 1;
+        while let Some(item) = next()? {
+            let repeats = match &item {
+                ImportItem::Tx { info, writes, .. } => writes
+                    .iter()
+                    .any(|w| batch_keys.contains(&(info.branch_id, w.space, w.path.clone()))),
+                _ => false,
+            };
+            if repeats || rows >= IMPORT_BATCH_ROWS || bytes >= IMPORT_BATCH_BYTES {
+                tx.commit().map_err(&e)?;
+                tx = self.client.transaction().map_err(&e)?;
+                batch_keys.clear();
+                (rows, bytes) = (0, 0);
+            }
+            let mut c = Committer {
+                tx: &mut tx,
+                loc,
+                known: &known,
+                new_keys: HashMap::new(),
+                new_chunks: std::mem::take(&mut chunk_ids),
+            };
+            let done = match item {
+                ImportItem::Branch(b) => c
+                    .tx
+                    .execute(
+                        "INSERT INTO branches(id, name, parent_id, fork_tx, created_us, deleted_us) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[
+                            &b.info.id,
+                            &b.info.name,
+                            &b.info.parent,
+                            &b.info.fork_tx.map(|t| t as i64),
+                            &b.info.created_us,
+                            &IMPORT_UNFINISHED_US,
+                        ],
+                    )
+                    .map(|_| ())
+                    .map_err(&e),
+                ImportItem::Chunks(chunks) => {
+                    rows += chunks.len();
+                    bytes += chunks.iter().map(|c| c.data.len()).sum::<usize>();
+                    c.import_chunks(&chunks)
+                }
+                ImportItem::Tx { info, writes, logs } if info.id == expected => {
+                    expected += 1;
+                    rows += 1 + writes.len() + logs.len();
+                    for w in &writes {
+                        batch_keys.insert((info.branch_id, w.space, w.path.clone()));
+                    }
+                    c.import_tx(&info, &writes, &logs)
+                }
+                ImportItem::Tx { info, .. } => Err(corrupt(format!(
+                    "import: T{} given where T{expected} was expected",
+                    info.id
+                ))),
+                ImportItem::Tag(t) => c
+                    .tx
+                    .execute(
+                        "INSERT INTO tags(name, branch_id, tx_id, created_us) VALUES ($1, $2, $3, $4)",
+                        &[&t.name, &t.branch, &(t.tx as i64), &t.created_us],
+                    )
+                    .map(|_| ())
+                    .map_err(&e),
+                ImportItem::ShellLines(lines) => lines.iter().try_for_each(|l| {
+                    c.tx.execute(
+                        "INSERT INTO shell_history(id, time_us, author, branch, line) VALUES ($1, $2, $3, $4, $5)",
+                        &[&l.id, &l.time_us, &l.author, &l.branch, &l.line],
+                    )
+                    .map(|_| ())
+                    .map_err(&e)
+                }),
+            };
+            chunk_ids = std::mem::take(&mut c.new_chunks);
+            let new_keys = std::mem::take(&mut c.new_keys);
+            done?;
+            known.extend(new_keys);
+        }
+        // Rows were given their ids: move the sequences past them.
+        for table in ["branches", "log_entries", "shell_history"] {
+            tx.execute(
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                     COALESCE((SELECT max(id) FROM {table}), 0) + 1, false)"
+                ),
+                &[],
+            )
+            .map_err(&e)?;
+        }
+        tx.batch_execute("SET LOCAL synchronous_commit = on")
+            .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(())
+    }
+
+    fn copy_import_finish(&mut self, branches: &[BranchRecord]) -> Result<()> {
+        let loc = self.location.clone();
+        let e = pg_err(&loc);
+        let mut tx = self.client.transaction().map_err(&e)?;
+        for b in branches {
+            let n = tx
+                .execute(
+                    "UPDATE branches SET deleted_us = $2 WHERE id = $1 AND deleted_us = $3",
+                    &[&b.info.id, &b.deleted_us, &IMPORT_UNFINISHED_US],
+                )
+                .map_err(&e)?;
+            if n != 1 {
+                return Err(corrupt(format!(
+                    "branch {} ({}) is not part of an unfinished import",
+                    b.info.id, b.info.name
+                )));
+            }
+        }
+        let left: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM branches WHERE deleted_us = $1",
+                &[&IMPORT_UNFINISHED_US],
+            )
+            .map_err(&e)?
+            .try_get(0)
+            .map_err(&e)?;
+        if left != 0 {
+            return Err(corrupt(format!(
+                "{left} imported branches were not given to import_finish"
+            )));
+        }
+        tx.commit().map_err(&e)?;
+        Ok(())
+    }
+
+    fn copy_import_abort(&mut self) -> Result<()> {
+        let loc = self.location.clone();
+        let e = pg_err(&loc);
+        let mut tx = self.client.transaction().map_err(&e)?;
+        let visible: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM branches WHERE deleted_us IS DISTINCT FROM $1",
+                &[&IMPORT_UNFINISHED_US],
+            )
+            .map_err(&e)?
+            .try_get(0)
+            .map_err(&e)?;
+        if visible != 0 {
+            return Err(Error::Database(format!(
+                "{loc}: not an unfinished import ({visible} usable branches); nothing was deleted"
+            )));
+        }
+        tx.batch_execute(&format!("TRUNCATE {IMPORT_TABLES} RESTART IDENTITY"))
+            .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        self.key_ids.clear();
+        Ok(())
     }
 }
 

@@ -7,7 +7,8 @@
 //! immutable, a transaction reads its snapshot without holding anything open.
 
 use super::{
-    corrupt, decode_version, Backend, CommitMeta, CommitRequest, LogFilter, RawVersion, Write,
+    corrupt, decode_version, Backend, BranchRecord, CommitMeta, CommitRequest, ImportItem,
+    LogFilter, RawVersion, ShellLine, TagRecord, Write, IMPORT_UNFINISHED_US,
 };
 use crate::chain::{tx_hash, ChainWrite};
 use crate::content::{decode_chunk, encode_manifest, EncodedChunk};
@@ -1020,5 +1021,294 @@ impl Backend for SqliteBackend {
             r.get(0)
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn export_branches(&mut self) -> Result<Vec<BranchRecord>> {
+        self.copy_export_branches()
+    }
+    fn export_tags(&mut self) -> Result<Vec<TagRecord>> {
+        self.copy_export_tags()
+    }
+    fn export_shell_history(&mut self, after: i64, limit: usize) -> Result<Vec<ShellLine>> {
+        self.copy_export_shell_history(after, limit)
+    }
+    fn export_chunks(
+        &mut self,
+        after: ChunkId,
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, EncodedChunk)>> {
+        self.copy_export_chunks(after, limit)
+    }
+    fn import(&mut self, next: &mut dyn FnMut() -> Result<Option<ImportItem>>) -> Result<()> {
+        self.copy_import(next)
+    }
+    fn import_finish(&mut self, branches: &[BranchRecord]) -> Result<()> {
+        self.copy_import_finish(branches)
+    }
+    fn import_abort(&mut self) -> Result<()> {
+        self.copy_import_abort()
+    }
+}
+
+// ----- whole-database copy (copy.rs): export rows, import them verbatim ----
+
+/// Every table an import fills, children before parents (for deletion).
+const IMPORT_TABLES: [&str; 8] = [
+    "versions",
+    "log_entries",
+    "tags",
+    "transactions",
+    "keys",
+    "chunks",
+    "shell_history",
+    "branches",
+];
+
+impl Committer<'_> {
+    /// Write one transaction exactly as given: id, time, hash, versions and
+    /// log rows (with their ids).
+    fn import_tx(&mut self, info: &TxInfo, writes: &[Write], logs: &[StoredLog]) -> Result<()> {
+        for w in writes {
+            self.insert_version(info.branch_id, info.id, w)?;
+        }
+        for l in logs {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO log_entries(id, branch_id, tx_id, time_us, source, severity, message, process_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    l.id,
+                    info.branch_id,
+                    info.id as i64,
+                    l.entry.time_us,
+                    l.entry.source,
+                    l.entry.severity,
+                    l.entry.message,
+                    l.entry.process_id.map(|p| p as i64)
+                ])?;
+        }
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO transactions({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?
+            .execute(params![
+                info.id as i64,
+                info.branch_id,
+                info.time_us,
+                info.author,
+                info.host,
+                info.command,
+                info.message,
+                info.merge.map(|m| m.0),
+                info.merge.map(|m| m.1 as i64),
+                &info.hash[..]
+            ])?;
+        Ok(())
+    }
+}
+
+impl SqliteBackend {
+    fn copy_export_branches(&mut self) -> Result<Vec<BranchRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {BRANCH_COLS}, deleted_us FROM branches ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(BranchRecord {
+                info: branch_from_row(r)?,
+                deleted_us: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn copy_export_tags(&mut self) -> Result<Vec<TagRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, branch_id, tx_id, created_us FROM tags ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TagRecord {
+                name: r.get(0)?,
+                branch: r.get(1)?,
+                tx: r.get::<_, i64>(2)? as TxId,
+                created_us: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn copy_export_shell_history(&mut self, after: i64, limit: usize) -> Result<Vec<ShellLine>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, time_us, author, branch, line FROM shell_history WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit.min(i64::MAX as usize) as i64], |r| {
+            Ok(ShellLine {
+                id: r.get(0)?,
+                time_us: r.get(1)?,
+                author: r.get(2)?,
+                branch: r.get(3)?,
+                line: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn copy_export_chunks(
+        &mut self,
+        after: ChunkId,
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, EncodedChunk)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, hash, size, codec, data FROM chunks WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit.min(i64::MAX as usize) as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, u8>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, hash, size, codec, data) = row?;
+            let hash: Hash = hash
+                .try_into()
+                .map_err(|_| corrupt(format!("chunk {id}: hash of the wrong length")))?;
+            out.push((
+                id,
+                EncodedChunk {
+                    hash,
+                    size,
+                    codec,
+                    data,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Everything in one SQLite transaction: a failure leaves nothing.
+    fn copy_import(&mut self, next: &mut dyn FnMut() -> Result<Option<ImportItem>>) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for table in IMPORT_TABLES {
+            let any: Option<i64> = tx
+                .query_row(&format!("SELECT 1 FROM {table} LIMIT 1"), [], |r| r.get(0))
+                .optional()?;
+            if any.is_some() {
+                return Err(Error::Database(format!(
+                    "{}: not empty (table {table} has rows); an import needs a new database",
+                    self.path.display()
+                )));
+            }
+        }
+        {
+            let known = HashMap::new();
+            let mut c = Committer::new(&tx, &known);
+            let mut expected: TxId = 1;
+            while let Some(item) = next()? {
+                match item {
+                    ImportItem::Branch(b) => {
+                        tx.prepare_cached(
+                            "INSERT INTO branches(id, name, parent_id, fork_tx, created_us, deleted_us) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        )?
+                        .execute(params![
+                            b.info.id,
+                            b.info.name,
+                            b.info.parent,
+                            b.info.fork_tx.map(|t| t as i64),
+                            b.info.created_us,
+                            IMPORT_UNFINISHED_US
+                        ])?;
+                    }
+                    ImportItem::Chunks(chunks) => {
+                        insert_chunks(&tx, &chunks)?;
+                    }
+                    ImportItem::Tx { info, writes, logs } => {
+                        if info.id != expected {
+                            return Err(corrupt(format!(
+                                "import: T{} given where T{expected} was expected",
+                                info.id
+                            )));
+                        }
+                        expected += 1;
+                        c.import_tx(&info, &writes, &logs)?;
+                    }
+                    ImportItem::Tag(t) => {
+                        tx.prepare_cached(
+                            "INSERT INTO tags(name, branch_id, tx_id, created_us) VALUES (?1, ?2, ?3, ?4)",
+                        )?
+                        .execute(params![t.name, t.branch, t.tx as i64, t.created_us])?;
+                    }
+                    ImportItem::ShellLines(lines) => {
+                        let mut stmt = tx.prepare_cached(
+                            "INSERT INTO shell_history(id, time_us, author, branch, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?;
+                        for l in lines {
+                            stmt.execute(params![l.id, l.time_us, l.author, l.branch, l.line])?;
+                        }
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn copy_import_finish(&mut self, branches: &[BranchRecord]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for b in branches {
+            let n = tx.execute(
+                "UPDATE branches SET deleted_us = ?2 WHERE id = ?1 AND deleted_us = ?3",
+                params![b.info.id, b.deleted_us, IMPORT_UNFINISHED_US],
+            )?;
+            if n != 1 {
+                return Err(corrupt(format!(
+                    "branch {} ({}) is not part of an unfinished import",
+                    b.info.id, b.info.name
+                )));
+            }
+        }
+        let left: i64 = tx.query_row(
+            "SELECT count(*) FROM branches WHERE deleted_us = ?1",
+            params![IMPORT_UNFINISHED_US],
+            |r| r.get(0),
+        )?;
+        if left != 0 {
+            return Err(corrupt(format!(
+                "{left} imported branches were not given to import_finish"
+            )));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn copy_import_abort(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let visible: i64 = tx.query_row(
+            "SELECT count(*) FROM branches WHERE deleted_us IS NOT ?1",
+            params![IMPORT_UNFINISHED_US],
+            |r| r.get(0),
+        )?;
+        if visible != 0 {
+            return Err(Error::Database(format!(
+                "{}: not an unfinished import ({visible} usable branches); nothing was deleted",
+                self.path.display()
+            )));
+        }
+        for table in IMPORT_TABLES {
+            tx.execute(&format!("DELETE FROM {table}"), [])?;
+        }
+        tx.commit()?;
+        self.key_ids.clear();
+        Ok(())
     }
 }
