@@ -140,6 +140,22 @@ impl SqliteBackend {
     /// Open through a named SQLite VFS (tests use this to record writes and
     /// syncs and build crash images).
     pub fn open_with_vfs(path: &Path, vfs: Option<&str>) -> Result<SqliteBackend> {
+        // Several processes may create the same new database at once: one
+        // of them migrates while the others may find it locked past the
+        // busy handler (switching to WAL needs exclusive access). Retry.
+        let mut attempt = 0;
+        loop {
+            match Self::open_once(path, vfs) {
+                Err(Error::Busy) if attempt < 5 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(50 << attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path, vfs: Option<&str>) -> Result<SqliteBackend> {
         let location = path.display().to_string();
         let is_new = !path.exists();
         if is_new {
