@@ -520,6 +520,24 @@ impl<'c> Committer<'c> {
     }
 }
 
+/// Refuse a name a live branch already has.
+fn refuse_taken_name(conn: &Connection, name: &str) -> Result<()> {
+    let taken: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM branches WHERE name = ?1 AND deleted_us IS NULL",
+            params![name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if taken.is_some() {
+        return Err(Error::InvalidBranch {
+            name: name.to_string(),
+            reason: "a branch with that name already exists".to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Store chunks not stored yet; gives the ids of those it inserted.
 fn insert_chunks(conn: &Connection, chunks: &[EncodedChunk]) -> Result<HashMap<Hash, ChunkId>> {
     let mut stmt = conn.prepare_cached(
@@ -606,19 +624,7 @@ impl Backend for SqliteBackend {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let taken: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM branches WHERE name = ?1 AND deleted_us IS NULL",
-                params![name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if taken.is_some() {
-            return Err(Error::InvalidBranch {
-                name: name.to_string(),
-                reason: "a branch with that name already exists".to_string(),
-            });
-        }
+        refuse_taken_name(&tx, name)?;
         let created = now_us();
         tx.execute(
             "INSERT INTO branches(name, parent_id, fork_tx, created_us) VALUES (?1, ?2, ?3, ?4)",
@@ -647,19 +653,7 @@ impl Backend for SqliteBackend {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let taken: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM branches WHERE name = ?1 AND deleted_us IS NULL",
-                params![new_name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if taken.is_some() {
-            return Err(Error::InvalidBranch {
-                name: new_name.to_string(),
-                reason: "a branch with that name already exists".to_string(),
-            });
-        }
+        refuse_taken_name(&tx, new_name)?;
         tx.execute(
             "UPDATE branches SET name = ?1 WHERE id = ?2",
             params![new_name, id],
