@@ -854,8 +854,17 @@ impl<'e> Txn<'e> {
         for ((space, path), entry) in overlay {
             if entry.is_none() {
                 // Removing what never existed at the snapshot is no change.
-                let base = self.engine.backend.read(&self.st.lineage, space, &path)?;
-                if base.and_then(|v| v.entry).is_none() {
+                // The snapshot read cache usually knows already.
+                let existed = match self.st.cache.get(&(space, path.clone())) {
+                    Some(e) => e.is_some(),
+                    None => self
+                        .engine
+                        .backend
+                        .read(&self.st.lineage, space, &path)?
+                        .and_then(|v| v.entry)
+                        .is_some(),
+                };
+                if !existed {
                     continue;
                 }
             }

@@ -34,6 +34,9 @@ CREATE INDEX transactions_branch ON transactions(branch_id, id);
 CREATE INDEX transactions_time ON transactions(time_us, id);
 CREATE INDEX transactions_merge ON transactions(merge_branch_id, branch_id, id)
     WHERE merge_branch_id IS NOT NULL;
+-- The merges recorded on a branch (merge bases walk them).
+CREATE INDEX transactions_merges_on ON transactions(branch_id, id)
+    WHERE merge_branch_id IS NOT NULL;
 
 CREATE TABLE keys (
     id        bigserial PRIMARY KEY,

@@ -177,19 +177,7 @@ pub trait Backend {
     fn last_merge(&mut self, into: BranchId, from: BranchId) -> Result<Option<(TxId, TxId)>>;
     /// Every merge recorded on `branch` itself: (merge transaction, branch
     /// merged, the transaction of it merged), oldest first.
-    fn merges_into(&mut self, branch: BranchId) -> Result<Vec<(TxId, BranchId, TxId)>> {
-        let head = self.head()?;
-        let own = Lineage {
-            steps: vec![crate::types::LineageStep { branch, upto: head }],
-        };
-        let mut v: Vec<(TxId, BranchId, TxId)> = self
-            .transactions(&own, None, usize::MAX)?
-            .into_iter()
-            .filter_map(|t| t.merge.map(|(b, x)| (t.id, b, x)))
-            .collect();
-        v.reverse();
-        Ok(v)
-    }
+    fn merges_into(&mut self, branch: BranchId) -> Result<Vec<(TxId, BranchId, TxId)>>;
     /// The newest transaction of `branch` merged into any other branch.
     fn merged_upto(&mut self, branch: BranchId) -> Result<Option<TxId>>;
     /// Every branch, deleted ones included (for graphs and audit).

@@ -484,6 +484,29 @@ impl PostgresBackend {
     }
 }
 
+/// Insert a transaction's row (commits and verbatim imports alike).
+fn insert_tx_row(tx: &mut postgres::Transaction<'_>, loc: &str, info: &TxInfo) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO transactions({TX_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        &[
+            &(info.id as i64),
+            &info.branch_id,
+            &info.time_us,
+            &info.author,
+            &info.host,
+            &info.command,
+            &info.message,
+            &info.merge.map(|m| m.0),
+            &info.merge.map(|m| m.1 as i64),
+            &&info.hash[..],
+        ],
+    )
+    .map_err(pg_err(loc))?;
+    Ok(())
+}
+
 /// Commit-time work inside the lock.
 struct Committer<'a, 't> {
     tx: &'a mut postgres::Transaction<'t>,
@@ -712,23 +735,7 @@ impl Committer<'_, '_> {
             })
             .collect();
         info.hash = tx_hash(&prev_hash, &info, &chain, logs);
-        self.tx
-            .execute(
-                &format!("INSERT INTO transactions({TX_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
-                &[
-                    &(id as i64),
-                    &branch,
-                    &time_us,
-                    &info.author,
-                    &info.host,
-                    &info.command,
-                    &info.message,
-                    &info.merge.map(|m| m.0),
-                    &info.merge.map(|m| m.1 as i64),
-                    &&info.hash[..],
-                ],
-            )
-            .map_err(pg_err(self.loc))?;
+        insert_tx_row(self.tx, self.loc, &info)?;
         Ok(info)
     }
 
@@ -937,6 +944,23 @@ impl Backend for PostgresBackend {
             ))),
             None => Ok(None),
         }
+    }
+
+    fn merges_into(&mut self, branch: BranchId) -> Result<Vec<(TxId, BranchId, TxId)>> {
+        let rows = self.query(
+            "SELECT id, merge_branch_id, merge_tx FROM transactions \
+             WHERE branch_id = $1 AND merge_branch_id IS NOT NULL ORDER BY id",
+            &[&branch],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, i64>(0).map_err(self.err())? as TxId,
+                    r.try_get(1).map_err(self.err())?,
+                    r.try_get::<_, i64>(2).map_err(self.err())? as TxId,
+                ))
+            })
+            .collect()
     }
 
     fn merged_upto(&mut self, branch: BranchId) -> Result<Option<TxId>> {
@@ -1360,23 +1384,7 @@ impl Committer<'_, '_> {
                 )
                 .map_err(pg_err(self.loc))?;
         }
-        self.tx
-            .execute(
-                &format!("INSERT INTO transactions({TX_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
-                &[
-                    &(info.id as i64),
-                    &info.branch_id,
-                    &info.time_us,
-                    &info.author,
-                    &info.host,
-                    &info.command,
-                    &info.message,
-                    &info.merge.map(|m| m.0),
-                    &info.merge.map(|m| m.1 as i64),
-                    &&info.hash[..],
-                ],
-            )
-            .map_err(pg_err(self.loc))?;
+        insert_tx_row(self.tx, self.loc, info)?;
         Ok(())
     }
 

@@ -449,22 +449,7 @@ impl<'c> Committer<'c> {
             })
             .collect();
         info.hash = tx_hash(&prev_hash, &info, &chain, logs);
-        self.tx
-            .prepare_cached(&format!(
-                "INSERT INTO transactions({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            ))?
-            .execute(params![
-                id as i64,
-                branch,
-                time_us,
-                info.author,
-                info.host,
-                info.command,
-                info.message,
-                info.merge.map(|m| m.0),
-                info.merge.map(|m| m.1 as i64),
-                &info.hash[..]
-            ])?;
+        insert_tx_row(self.tx, &info)?;
         Ok(info)
     }
 
@@ -518,6 +503,26 @@ impl<'c> Committer<'c> {
         }
         Ok(())
     }
+}
+
+/// Insert a transaction's row (commits and verbatim imports alike).
+fn insert_tx_row(conn: &Connection, info: &TxInfo) -> Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO transactions({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?
+    .execute(params![
+        info.id as i64,
+        info.branch_id,
+        info.time_us,
+        info.author,
+        info.host,
+        info.command,
+        info.message,
+        info.merge.map(|m| m.0),
+        info.merge.map(|m| m.1 as i64),
+        &info.hash[..]
+    ])?;
+    Ok(())
 }
 
 /// Refuse a name a live branch already has.
@@ -681,6 +686,21 @@ impl Backend for SqliteBackend {
                 Ok((r.get::<_, i64>(0)? as TxId, r.get::<_, i64>(1)? as TxId))
             })
             .optional()?)
+    }
+
+    fn merges_into(&mut self, branch: BranchId) -> Result<Vec<(TxId, BranchId, TxId)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, merge_branch_id, merge_tx FROM transactions \
+             WHERE branch_id = ?1 AND merge_branch_id IS NOT NULL ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![branch], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as TxId,
+                r.get(1)?,
+                r.get::<_, i64>(2)? as TxId,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     fn merged_upto(&mut self, branch: BranchId) -> Result<Option<TxId>> {
@@ -1098,22 +1118,7 @@ impl Committer<'_> {
                     l.entry.process_id.map(|p| p as i64)
                 ])?;
         }
-        self.tx
-            .prepare_cached(&format!(
-                "INSERT INTO transactions({TX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            ))?
-            .execute(params![
-                info.id as i64,
-                info.branch_id,
-                info.time_us,
-                info.author,
-                info.host,
-                info.command,
-                info.message,
-                info.merge.map(|m| m.0),
-                info.merge.map(|m| m.1 as i64),
-                &info.hash[..]
-            ])?;
+        insert_tx_row(self.tx, info)?;
         Ok(())
     }
 }
