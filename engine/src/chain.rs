@@ -3,7 +3,9 @@
 //! Backends compute it at commit with this one function, and `verify`
 //! recomputes it from stored rows with the same function.
 
-use crate::types::{Entry, Hash, LogEntry, Space, TxInfo};
+use crate::backend::{Backend, LogFilter, Write};
+use crate::error::Result;
+use crate::types::{Entry, Hash, Lineage, LineageStep, LogEntry, Space, StoredLog, TxInfo};
 
 fn field(h: &mut blake3::Hasher, bytes: &[u8]) {
     h.update(&(bytes.len() as u64).to_le_bytes());
@@ -99,4 +101,35 @@ pub fn tx_hash(prev: &Hash, info: &TxInfo, writes: &[ChainWrite<'_>], logs: &[Lo
         h.update(&l.process_id.map(|p| p as i64).unwrap_or(-1).to_le_bytes());
     }
     *h.finalize().as_bytes()
+}
+
+/// The log rows one transaction stored, in insertion order.
+pub fn tx_logs(b: &mut dyn Backend, info: &TxInfo) -> Result<Vec<StoredLog>> {
+    let lineage = Lineage {
+        steps: vec![LineageStep {
+            branch: info.branch_id,
+            upto: info.id,
+        }],
+    };
+    b.logs(
+        &lineage,
+        &LogFilter {
+            after_tx: Some(info.id.saturating_sub(1)),
+            ..LogFilter::default()
+        },
+    )
+}
+
+/// The chain hash of a transaction recomputed from its stored rows.
+pub fn chain_hash(prev: &Hash, info: &TxInfo, writes: &[Write], logs: &[StoredLog]) -> Hash {
+    let chain: Vec<ChainWrite<'_>> = writes
+        .iter()
+        .map(|w| ChainWrite {
+            space: w.space,
+            path: &w.path,
+            entry: w.entry.as_ref(),
+        })
+        .collect();
+    let entries: Vec<LogEntry> = logs.iter().map(|l| l.entry.clone()).collect();
+    tx_hash(prev, info, &chain, &entries)
 }

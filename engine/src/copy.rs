@@ -42,14 +42,14 @@ use crate::backend::sqlite::SqliteBackend;
 use crate::backend::{
     Backend, BranchRecord, ImportItem, LogFilter, ShellLine, TagRecord, Write, IMPORT_UNFINISHED_US,
 };
-use crate::chain::{tx_hash, ChainWrite};
+use crate::chain::{chain_hash, tx_logs};
 use crate::content::decode_chunk;
 use crate::engine::{is_postgres, Engine};
 use crate::error::Error;
 use crate::path::VPath;
 use crate::types::{
-    hex, BranchId, ChunkId, ChunkRef, Content, Entry, Hash, Lineage, LineageStep, LogEntry,
-    ProcessRecord, Space, StoredLog, TxId, TxInfo,
+    hex, BranchId, ChunkId, ChunkRef, Content, Entry, Hash, Lineage, ProcessRecord, Space,
+    StoredLog, TxId,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -516,37 +516,6 @@ fn into_backend(engine: Engine) -> Box<dyn Backend> {
 }
 
 // ----- reading the source ----------------------------------------------------
-
-/// The log rows one transaction stored, in insertion order.
-fn tx_logs(b: &mut dyn Backend, info: &TxInfo) -> crate::Result<Vec<StoredLog>> {
-    let lineage = Lineage {
-        steps: vec![LineageStep {
-            branch: info.branch_id,
-            upto: info.id,
-        }],
-    };
-    b.logs(
-        &lineage,
-        &LogFilter {
-            after_tx: Some(info.id - 1),
-            ..LogFilter::default()
-        },
-    )
-}
-
-/// The chain hash of a transaction as stored.
-fn chain_hash(prev: &Hash, info: &TxInfo, writes: &[Write], logs: &[StoredLog]) -> Hash {
-    let chain: Vec<ChainWrite<'_>> = writes
-        .iter()
-        .map(|w| ChainWrite {
-            space: w.space,
-            path: &w.path,
-            entry: w.entry.as_ref(),
-        })
-        .collect();
-    let entries: Vec<LogEntry> = logs.iter().map(|l| l.entry.clone()).collect();
-    tx_hash(prev, info, &chain, &entries)
-}
 
 /// An error's text, without the empty location of a corruption found
 /// away from any one database.

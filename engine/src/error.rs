@@ -92,6 +92,9 @@ pub enum Error {
     /// The database reported an error.
     #[error("database error: {0}")]
     Database(String),
+    /// An audit query was malformed, refused (it tried to write) or failed.
+    #[error("{0}")]
+    Sql(String),
 }
 
 impl From<rusqlite::Error> for Error {

@@ -18,6 +18,7 @@
 //! # Ok::<(), dbos_engine::Error>(())
 //! ```
 
+pub mod audit;
 pub mod backend;
 pub mod chain;
 pub mod content;
@@ -29,6 +30,7 @@ pub mod path;
 pub mod refs;
 pub mod txn;
 pub mod types;
+pub mod verify;
 
 pub use backend::{CommitMeta, LogFilter};
 pub use engine::{check_branch_name, default_location, is_postgres, Engine};

@@ -74,6 +74,20 @@ enum Sub {
     },
     /// Print the man page (roff).
     Man,
+    /// Run a read-only SQL query over the audit views (`dbos sql --help`).
+    #[command(disable_help_flag = true)]
+    Sql {
+        /// Arguments of the shell's `sql` command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Recompute the hash chain (`dbos verify --help`).
+    #[command(disable_help_flag = true)]
+    Verify {
+        /// Arguments of the shell's `verify` command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Whole-database operations: `db copy SRC DST`.
     Db {
         #[command(subcommand)]
@@ -141,7 +155,7 @@ fn run() -> i32 {
             return 0;
         }
         Some(Sub::Db { op }) => return dbcmd::run(op),
-        None => {}
+        Some(Sub::Sql { .. } | Sub::Verify { .. }) | None => {}
     }
 
     let location = match cli
@@ -184,7 +198,23 @@ fn run() -> i32 {
         ColorChoice::Auto => stdout_tty && std::env::var_os("NO_COLOR").is_none(),
     };
 
-    let status = if let Some(cmds) = &cli.commands {
+    let status = if let Some((name, args)) = match &cli.sub {
+        Some(Sub::Sql { args }) => Some(("sql", args)),
+        Some(Sub::Verify { args }) => Some(("verify", args)),
+        _ => None,
+    } {
+        // `dbos sql ...`: the shell command, its arguments quoted as they came.
+        let mut line = name.to_string();
+        for a in args {
+            line.push(' ');
+            line.push_str(&shell_quote(a));
+        }
+        run_lines(
+            &mut sess,
+            std::io::Cursor::new(line.into_bytes()),
+            stdout_tty,
+        )
+    } else if let Some(cmds) = &cli.commands {
         // Like a script: each line (with its continuations) is one unit.
         run_lines(&mut sess, std::io::Cursor::new(cmds.as_bytes()), stdout_tty)
     } else if let Some(file) = &cli.file {
@@ -240,6 +270,11 @@ fn run_lines(sess: &mut Session, reader: impl BufRead, stdout_tty: bool) -> i32 
         status = exec::run_unit(sess, &pending, &mut io);
     }
     finish(sess, status)
+}
+
+/// One argument as a single-quoted shell word.
+fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', "'\\''"))
 }
 
 /// Roll back a transaction left open, and give the final exit status.

@@ -5,9 +5,11 @@
 //! Backends store immutable rows only: a committed version, transaction,
 //! chunk or log row is never updated or deleted through this API.
 
+mod pg_audit;
 mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_audit;
 
 use crate::content::{decode_manifest, EncodedChunk};
 use crate::error::Result;
@@ -281,6 +283,21 @@ pub trait Backend {
     /// hidden), so the copy can be retried. The one code path that deletes
     /// history rows; it refuses any other database.
     fn import_abort(&mut self) -> Result<()>;
+
+    // ----- audit (`audit/`, `verify.rs`) ---------------------------------
+
+    /// The SQL dialect the audit views are written in for this backend.
+    fn dialect(&mut self) -> Result<crate::audit::Dialect>;
+    /// Run one statement with writes refused by the database itself (a
+    /// read-only connection with an authorizer on SQLite; a read-only
+    /// transaction under a read-only role on PostgreSQL) and return every
+    /// row. Errors are `Error::Sql`.
+    fn query_readonly(&mut self, sql: &str) -> Result<crate::audit::SqlRows>;
+    /// The first version or log row, at or after transaction `from`, whose
+    /// transaction does not exist or was committed on another branch: a row
+    /// the hash chain cannot cover. Gives its transaction id and a
+    /// description.
+    fn stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>>;
 }
 
 pub(crate) fn corrupt(reason: impl Into<String>) -> crate::error::Error {

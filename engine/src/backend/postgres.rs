@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "shell_history",
         include_str!("../../../migrations/postgres/0002_shell_history.sql"),
     ),
+    (
+        3,
+        "audit_reader",
+        include_str!("../../../migrations/postgres/0003_audit_reader.sql"),
+    ),
 ];
 
 const VCOLS: &str = "tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value";
@@ -52,13 +57,13 @@ const BRANCH_COLS: &str = "id, name, parent_id, fork_tx, created_us";
 
 /// The PostgreSQL backend.
 pub struct PostgresBackend {
-    client: Client,
-    location: String,
+    pub(super) client: Client,
+    pub(super) location: String,
     stmts: HashMap<String, Statement>,
     key_ids: HashMap<(Space, String), i64>,
 }
 
-fn pg_err(location: &str) -> impl Fn(postgres::Error) -> Error + '_ {
+pub(super) fn pg_err(location: &str) -> impl Fn(postgres::Error) -> Error + '_ {
     move |e| {
         if e.is_closed() {
             // The server rolls back a transaction whose connection dies
@@ -1344,6 +1349,15 @@ impl Backend for PostgresBackend {
     }
     fn import_abort(&mut self) -> Result<()> {
         self.copy_import_abort()
+    }
+    fn dialect(&mut self) -> Result<crate::audit::Dialect> {
+        self.audit_dialect()
+    }
+    fn query_readonly(&mut self, sql: &str) -> Result<crate::audit::SqlRows> {
+        self.audit_query(sql)
+    }
+    fn stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>> {
+        self.audit_stray_row(from)
     }
 }
 

@@ -30,8 +30,8 @@ const KEY_CACHE_MAX: usize = 200_000;
 
 /// The SQLite backend.
 pub struct SqliteBackend {
-    conn: Connection,
-    path: PathBuf,
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
     /// (space, path) -> key id. Keys are never removed, so entries stay true;
     /// only keys seen committed are cached.
     key_ids: HashMap<(Space, String), i64>,
@@ -1077,6 +1077,15 @@ impl Backend for SqliteBackend {
     }
     fn import_abort(&mut self) -> Result<()> {
         self.copy_import_abort()
+    }
+    fn dialect(&mut self) -> Result<crate::audit::Dialect> {
+        Ok(crate::audit::Dialect::Sqlite)
+    }
+    fn query_readonly(&mut self, sql: &str) -> Result<crate::audit::SqlRows> {
+        self.audit_query(sql)
+    }
+    fn stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>> {
+        self.audit_stray_row(from)
     }
 }
 

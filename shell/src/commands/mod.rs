@@ -4,6 +4,7 @@
 
 use crate::session::{CmdResult, Failure, Session};
 
+mod audit;
 mod branch;
 mod config;
 mod control;
@@ -121,6 +122,7 @@ fn build_all() -> Vec<Spec> {
     v.extend(filters::specs());
     v.extend(timetravel::specs());
     v.extend(branch::specs());
+    v.extend(audit::specs());
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }

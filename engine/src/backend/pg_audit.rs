@@ -1,0 +1,210 @@
+//! Audit queries on PostgreSQL: one statement in a `READ ONLY` transaction
+//! under the `dbos_reader` role (SELECT only, created by migration 0003
+//! when the migrating user may create roles). The server refuses writes;
+//! the query text is never inspected. The transaction is always rolled
+//! back, and session-level advisory locks the query took are released.
+
+use super::postgres::{pg_err, PostgresBackend};
+use super::sqlite_audit::stray_text;
+use crate::audit::{Dialect, SqlRows, SqlValue};
+use crate::error::{Error, Result};
+use crate::types::TxId;
+use postgres::types::Type;
+use postgres::SimpleQueryMessage;
+
+/// SQLSTATEs that mean "refused": read-only transaction, no privilege.
+const REFUSED: &[&str] = &["25006", "42501"];
+
+fn sql_error(e: postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) if REFUSED.contains(&db.code().code()) => Error::Sql(format!(
+            "refused: {}: audit queries are read-only; nothing was changed",
+            db.message()
+        )),
+        Some(db) if db.message().contains("multiple commands") => Error::Sql(
+            "only one statement at a time: remove what follows the first `;`".to_string(),
+        ),
+        Some(db) => {
+            let mut m = db.message().to_string();
+            if let Some(h) = db.hint() {
+                m.push_str(&format!(" (hint: {h})"));
+            }
+            Error::Sql(m)
+        }
+        None => Error::Sql(e.to_string()),
+    }
+}
+
+/// A statement that returns no columns is not a query; it is refused
+/// before it runs.
+pub(super) fn no_rows() -> Error {
+    Error::Sql(
+        "refused: the statement returns no rows (SET, COMMIT, DDL...): audit queries run SELECT, \
+         WITH, VALUES, EXPLAIN or SHOW; nothing was changed"
+            .to_string(),
+    )
+}
+
+/// A value in PostgreSQL's text form, typed by its column type.
+fn value(ty: &Type, text: Option<&str>) -> SqlValue {
+    let Some(t) = text else {
+        return SqlValue::Null;
+    };
+    let int = || t.parse::<i64>().ok().map(SqlValue::Integer);
+    let real = || t.parse::<f64>().ok().map(SqlValue::Real);
+    let typed = match *ty {
+        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => int(),
+        Type::FLOAT4 | Type::FLOAT8 => real(),
+        Type::NUMERIC => int().or_else(real),
+        Type::BOOL => Some(SqlValue::Integer(i64::from(t == "t"))),
+        Type::BYTEA => t.strip_prefix("\\x").and_then(unhex).map(SqlValue::Blob),
+        _ => None,
+    };
+    typed.unwrap_or_else(|| SqlValue::Text(t.to_string()))
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl PostgresBackend {
+    /// The schema holding dbos's tables (the first on the search path).
+    pub(super) fn audit_dialect(&mut self) -> Result<Dialect> {
+        let loc = self.location.clone();
+        let row = self
+            .client
+            .query_opt(
+                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relname = 'versions' AND c.relkind IN ('r', 'p') AND pg_table_is_visible(c.oid)",
+                &[],
+            )
+            .map_err(pg_err(&loc))?;
+        let schema: String = match row {
+            Some(r) => r.try_get(0).map_err(pg_err(&loc))?,
+            None => "public".to_string(),
+        };
+        Ok(Dialect::Postgres { schema })
+    }
+
+    /// Run one read-only statement (see `Backend::query_readonly`).
+    pub(super) fn audit_query(&mut self, sql: &str) -> Result<SqlRows> {
+        let loc = self.location.clone();
+        let result = {
+            let mut tx = self
+                .client
+                .build_transaction()
+                .read_only(true)
+                .start()
+                .map_err(pg_err(&loc))?;
+            let reader = tx
+                .query_opt(
+                    "SELECT 1 FROM pg_roles WHERE rolname = 'dbos_reader' \
+                     AND pg_has_role(current_user, oid, 'MEMBER')",
+                    &[],
+                )
+                .map_err(pg_err(&loc))?;
+            if reader.is_some() {
+                tx.batch_execute("SET LOCAL ROLE dbos_reader")
+                    .map_err(pg_err(&loc))?;
+            }
+            // Preparing first proves it is one statement and gives the
+            // column types; the simple protocol then gives every value in
+            // its text form, whatever its type.
+            let run = |tx: &mut postgres::Transaction<'_>| -> Result<SqlRows> {
+                let stmt = tx.prepare(sql).map_err(sql_error)?;
+                if stmt.columns().is_empty() {
+                    return Err(no_rows());
+                }
+                let columns: Vec<String> = stmt
+                    .columns()
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect();
+                let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+                let mut rows = Vec::new();
+                for m in tx.simple_query(sql).map_err(sql_error)? {
+                    if let SimpleQueryMessage::Row(r) = m {
+                        rows.push(
+                            types
+                                .iter()
+                                .enumerate()
+                                .map(|(i, ty)| value(ty, r.get(i)))
+                                .collect(),
+                        );
+                    }
+                }
+                Ok(SqlRows { columns, rows })
+            };
+            let result = run(&mut tx);
+            let _ = tx.rollback();
+            result
+        };
+        // A query may have taken session-level advisory locks (a read-only
+        // transaction allows it); dbos holds none between commits.
+        if !self.client.is_closed() {
+            let _ = self.client.batch_execute("SELECT pg_advisory_unlock_all()");
+        }
+        result
+    }
+
+    /// See `Backend::stray_row`.
+    pub(super) fn audit_stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>> {
+        let loc = self.location.clone();
+        let mut found = Vec::new();
+        for (source, what) in [
+            (
+                "(SELECT branch_id, tx_id FROM versions UNION ALL SELECT branch_id, tx_id FROM versions_history)",
+                "a version row",
+            ),
+            ("log_entries", "a log row"),
+        ] {
+            let row = self
+                .client
+                .query_opt(
+                    &format!(
+                        "SELECT r.tx_id, r.branch_id, t.branch_id FROM {source} r \
+                         LEFT JOIN transactions t ON t.id = r.tx_id \
+                         WHERE r.tx_id >= $1 AND (t.id IS NULL OR t.branch_id <> r.branch_id) \
+                         ORDER BY r.tx_id LIMIT 1"
+                    ),
+                    &[&(from as i64)],
+                )
+                .map_err(pg_err(&loc))?;
+            if let Some(r) = row {
+                let tx: i64 = r.try_get(0).map_err(pg_err(&loc))?;
+                let branch: i64 = r.try_get(1).map_err(pg_err(&loc))?;
+                let tx_branch: Option<i64> = r.try_get(2).map_err(pg_err(&loc))?;
+                found.push((tx as TxId, stray_text(what, tx as TxId, branch, tx_branch)));
+            }
+        }
+        Ok(found.into_iter().min_by_key(|f| f.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_values_are_typed_by_column() {
+        assert_eq!(value(&Type::INT8, Some("42")), SqlValue::Integer(42));
+        assert_eq!(value(&Type::NUMERIC, Some("7")), SqlValue::Integer(7));
+        assert_eq!(value(&Type::NUMERIC, Some("1.5")), SqlValue::Real(1.5));
+        assert_eq!(value(&Type::BOOL, Some("t")), SqlValue::Integer(1));
+        assert_eq!(
+            value(&Type::BYTEA, Some("\\x0aff")),
+            SqlValue::Blob(vec![10, 255])
+        );
+        assert_eq!(value(&Type::TEXT, None), SqlValue::Null);
+        assert_eq!(
+            value(&Type::TIMESTAMPTZ, Some("2026-11-23 10:00:00+00")),
+            SqlValue::Text("2026-11-23 10:00:00+00".into())
+        );
+    }
+}

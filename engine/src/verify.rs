@@ -1,0 +1,145 @@
+//! `verify`: recompute the hash chain from the stored rows and name the
+//! first transaction whose rows no longer match what was committed.
+//!
+//! Each transaction's hash covers its metadata, every version and log row it
+//! wrote and its predecessor's hash (`chain.rs`). Editing, deleting or
+//! inserting any of those rows by hand changes the recomputed hash of the
+//! transaction they belong to; deleting a transaction row leaves a gap in the
+//! dense ids; a row stamped with a transaction that does not exist, or with
+//! the wrong branch, is found by `Backend::stray_row`. The chain is not
+//! keyed: someone who rewrites rows *and* recomputes every later hash is
+//! caught only by comparing the head hash with one recorded elsewhere
+//! (`verify` prints it).
+
+use crate::chain::{chain_hash, tx_logs};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::types::{hex, Hash, TxId};
+
+/// The first transaction found broken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broken {
+    /// Its id.
+    pub tx: TxId,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// First transaction checked.
+    pub from: TxId,
+    /// Last transaction checked (the head when it started).
+    pub head: TxId,
+    /// How many transactions were recomputed.
+    pub checked: u64,
+    /// The head's stored hash (record it elsewhere to detect a rewrite of
+    /// the whole chain).
+    pub head_hash: Hash,
+    /// The first broken transaction, if any.
+    pub broken: Option<Broken>,
+}
+
+impl Engine {
+    /// Recompute the chain from transaction `from` (trusting its
+    /// predecessor's stored hash) to the head. `progress(done, total)` is
+    /// called as transactions are checked.
+    pub fn verify(
+        &mut self,
+        from: TxId,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<VerifyReport> {
+        let head = self.head()?;
+        let from = from.max(1);
+        let mut report = VerifyReport {
+            from,
+            head,
+            checked: 0,
+            head_hash: [0u8; 32],
+            broken: None,
+        };
+        let b = self.backend();
+        let mut prev: Hash = [0u8; 32];
+        if from > 1 {
+            match b.tx_info(from - 1)? {
+                Some(i) => prev = i.hash,
+                None => {
+                    report.broken = Some(missing(from - 1));
+                    return Ok(report);
+                }
+            }
+        }
+        let stray = b.stray_row(from)?;
+        let total = head.saturating_sub(from) + 1;
+        for id in from..=head {
+            let Some(info) = b.tx_info(id)? else {
+                report.broken = Some(missing(id));
+                return Ok(report);
+            };
+            let rows = b
+                .tx_writes(id)
+                .and_then(|w| tx_logs(&mut *b, &info).map(|l| (w, l)));
+            let (writes, logs) = match rows {
+                Ok(r) => r,
+                Err(Error::Corrupt { reason, .. }) => {
+                    report.broken = Some(Broken {
+                        tx: id,
+                        reason: format!("T{id}: a stored row cannot be read: {reason}"),
+                    });
+                    return Ok(report);
+                }
+                Err(e) => return Err(e),
+            };
+            let recomputed = chain_hash(&prev, &info, &writes, &logs);
+            if recomputed != info.hash {
+                report.broken = Some(Broken {
+                    tx: id,
+                    reason: format!(
+                        "T{id}: its stored rows do not match its recorded hash: the transaction row, \
+                         a version, a key's path or a log row of it was changed, added or removed after \
+                         it was committed (recorded {}, recomputed {})",
+                        short(&info.hash),
+                        short(&recomputed)
+                    ),
+                });
+                return Ok(report);
+            }
+            if let Some((t, why)) = &stray {
+                if *t == id {
+                    report.broken = Some(Broken {
+                        tx: id,
+                        reason: format!("T{id}: {why}"),
+                    });
+                    return Ok(report);
+                }
+            }
+            prev = info.hash;
+            report.checked += 1;
+            if report.checked.is_multiple_of(1000) || id == head {
+                progress(report.checked, total);
+            }
+        }
+        report.head_hash = prev;
+        if let Some((t, why)) = stray {
+            report.broken = Some(Broken {
+                tx: t,
+                reason: format!("T{t}: {why}"),
+            });
+        }
+        Ok(report)
+    }
+}
+
+fn missing(id: TxId) -> Broken {
+    Broken {
+        tx: id,
+        reason: format!(
+            "T{id} is missing: transaction ids are dense, so its row was deleted (or never committed by dbos)"
+        ),
+    }
+}
+
+fn short(h: &Hash) -> String {
+    hex(&h[..8])
+}
