@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn tsv_escapes_and_keeps_one_row_per_line() {
-        assert_eq!(tsv(&rows()), "a\tb\n1\tx\\ty\\n\"q\",\n\t\\xab\n");
+        assert_eq!(tsv(&rows()), "a\tb\n1\tx\\ty\\n\"q\",\n\t\\\\xab\n");
     }
 
     #[test]
