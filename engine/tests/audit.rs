@@ -354,7 +354,7 @@ fn between_and_all_agree_with_the_engines_history() {
         let known = engine_versions(&mut e, b);
         let want: BTreeSet<_> = known
             .into_iter()
-            .filter(|(_, from, to)| *from <= b && to.map_or(true, |t| t > a))
+            .filter(|(_, from, to)| *from <= b && to.is_none_or(|t| t > a))
             .collect();
         let got = sql_versions(
             &mut e,
@@ -673,11 +673,7 @@ fn edited_logs_config_and_key_paths_are_found() {
         broken_at("UPDATE log_entries SET message = 'bye' WHERE tx_id = 5").0,
         5
     );
-    let cfg = if common::on_postgres() {
-        "UPDATE versions SET value = '6.6.6.6' WHERE value = '1.1.1.1'"
-    } else {
-        "UPDATE versions SET value = '6.6.6.6' WHERE value = '1.1.1.1'"
-    };
+    let cfg = "UPDATE versions SET value = '6.6.6.6' WHERE value = '1.1.1.1'";
     assert_eq!(broken_at(cfg).0, 2);
     // Renaming a key changes every transaction that wrote it; the first is named.
     assert_eq!(

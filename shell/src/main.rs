@@ -33,8 +33,7 @@ enum ColorChoice {
     long_about = "A time-travel transactional shell. Files, config rows, process records and logs \
 live in a versioned database; every command line that changes state is one transaction, and any \
 past state can be read (--as-of), compared (diff), restored (reset, revert) or branched.\n\n\
-With no FILE and no -c, runs interactively on a terminal, or reads commands from standard input.",
-    args_conflicts_with_subcommands = true
+With no FILE and no -c, runs interactively on a terminal, or reads commands from standard input."
 )]
 struct Cli {
     /// Database: a file path (default: $DBOS_DB, else $XDG_DATA_HOME/dbos/state.db).

@@ -37,3 +37,73 @@ pub fn location(dir: &Path) -> String {
     let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
     format!("{base}/{name}")
 }
+
+/// What one run of `dbos` gave.
+pub struct Run {
+    /// Exit status.
+    pub code: i32,
+    /// Standard output.
+    pub out: String,
+    /// Standard error.
+    pub err: String,
+}
+
+/// A fresh database in a temporary folder (T1 is `init`), and ways to run
+/// the real `dbos` binary on it as user `tester`.
+pub struct Shell {
+    /// Scratch folder (also `HOME`).
+    pub dir: tempfile::TempDir,
+    /// The database location given with `--db`.
+    pub db: String,
+}
+
+impl Shell {
+    /// A fresh database on the backend under test.
+    pub fn new() -> Shell {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = location(dir.path());
+        Shell { dir, db }
+    }
+
+    /// Run `dbos --db DB --user tester ARGS...`.
+    pub fn args(&self, args: &[&str]) -> Run {
+        let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_dbos"))
+            .env_remove("DBOS_DB")
+            .env("HOME", self.dir.path())
+            .env("NO_COLOR", "1")
+            .args(["--db", &self.db, "--user", "tester"])
+            .args(args)
+            .output()
+            .expect("run dbos");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            out: String::from_utf8_lossy(&out.stdout).into_owned(),
+            err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Run a `-c` script.
+    pub fn run(&self, script: &str) -> Run {
+        self.args(&["-c", script])
+    }
+
+    /// Run a `-c` script that must succeed; its standard output.
+    pub fn ok(&self, script: &str) -> String {
+        expect_code(self.run(script), 0, script).out
+    }
+
+    /// Run a `-c` script that must fail with `code`; its standard error.
+    pub fn fails(&self, script: &str, code: i32) -> String {
+        expect_code(self.run(script), code, script).err
+    }
+}
+
+/// Check a run's exit status, showing its output when it is wrong.
+pub fn expect_code(r: Run, code: i32, what: &str) -> Run {
+    assert_eq!(
+        r.code, code,
+        "{what:?} gave {} instead of {code}:\nstdout: {}\nstderr: {}",
+        r.code, r.out, r.err
+    );
+    r
+}
