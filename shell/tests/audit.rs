@@ -264,3 +264,52 @@ fn sqlite_state_is_an_ordinary_file_and_tampering_is_named() {
     let r = s.args(&["verify", "--from", "T4"]);
     assert_eq!(r.code, 0, "{}", r.err);
 }
+
+/// The README's ready-made audit queries, run exactly as printed there.
+#[test]
+fn the_readme_audit_queries_run() {
+    if common::on_postgres() {
+        return; // they use SQLite's date functions, as the README says
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("## Audit with SQL")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("an 'Audit with SQL' section");
+    let lines: Vec<&str> = section
+        .lines()
+        .filter(|l| l.starts_with("dbos sql "))
+        .collect();
+    assert!(lines.len() >= 5, "{lines:?}");
+    let s = fixture();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_dbos"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for line in lines {
+        let out = std::process::Command::new("bash")
+            .args(["-c", line])
+            .env("PATH", &path)
+            .env("DBOS_DB", &s.db)
+            .env("HOME", s.dir.path())
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(" row"), "{line}: {text}");
+        if line.contains("/etc/hostname") {
+            assert!(text.contains("(2 rows)"), "{line}: {text}");
+        }
+    }
+}

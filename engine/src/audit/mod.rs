@@ -63,7 +63,7 @@ impl Engine {
         }
         let s = scan(query, VIEWS)?;
         let base = match as_of {
-            Some(r) => self.resolve_ref(branch, r)?,
+            Some(r) => self.sql_moment(branch, r)?,
             None => {
                 let b = self.branch(branch)?;
                 Moment {
@@ -112,6 +112,18 @@ impl Engine {
         })
     }
 
+    /// A REF as a query moment: a time before the first transaction is the
+    /// empty state before it (SQL:2011: nothing existed then), not an error.
+    fn sql_moment(&mut self, branch: &str, r: &str) -> Result<Moment> {
+        match self.resolve_ref(branch, r) {
+            Err(Error::NoTransactionAtTime(_)) => Ok(Moment {
+                branch: branch.to_string(),
+                tx: 0,
+            }),
+            other => other,
+        }
+    }
+
     /// The lineage and window a temporal clause reads.
     fn clause_window(
         &mut self,
@@ -122,12 +134,12 @@ impl Engine {
         Ok(match clause {
             Clause::All => (base.clone(), Window::All),
             Clause::AsOf(r) => {
-                let m = self.resolve_ref(branch, r)?;
+                let m = self.sql_moment(branch, r)?;
                 (self.moment_lineage(&m)?, Window::State)
             }
             Clause::Between(a, b) => {
-                let ma = self.resolve_ref(branch, a)?;
-                let mb = self.resolve_ref(branch, b)?;
+                let ma = self.sql_moment(branch, a)?;
+                let mb = self.sql_moment(branch, b)?;
                 if ma.tx > mb.tx {
                     return Err(Error::Sql(format!(
                         "FOR SYSTEM_TIME BETWEEN {a} AND {b}: the first moment (T{}) is after the second (T{})",
