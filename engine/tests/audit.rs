@@ -694,3 +694,32 @@ fn verify_from_trusts_the_predecessor() {
     assert_eq!(e.verify(3, &mut |_, _| {}).unwrap().broken, None);
     assert_eq!(e.verify(2, &mut |_, _| {}).unwrap().broken.unwrap().tx, 2);
 }
+
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+fn after_300ms() -> bool {
+    STARTED
+        .get()
+        .is_some_and(|t| t.elapsed() > std::time::Duration::from_millis(300))
+}
+
+#[test]
+fn a_running_query_can_be_cancelled() {
+    let db = common::fresh();
+    let mut e = Engine::open(&db.location).unwrap();
+    STARTED.get_or_init(std::time::Instant::now);
+    let endless =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    let err = e
+        .sql_cancellable("main", None, endless, Some(after_300ms))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("interrupted") || err.to_string().contains("cancel"),
+        "{err}"
+    );
+    // The engine (and its connection) is still usable.
+    assert_eq!(
+        texts(&sql(&mut e, "main", "SELECT count(*) FROM transactions"))[0][0],
+        "1"
+    );
+}

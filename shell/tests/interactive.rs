@@ -442,6 +442,23 @@ fn ctrl_c_cancels_the_line_and_the_shell_continues() {
     assert_eq!(sh.wait_exit(), 0);
 }
 
+/// Ctrl-C stops a runaway `sql` query; the shell stays usable.
+#[test]
+fn ctrl_c_stops_a_running_sql_query() {
+    let db = Db::new();
+    let mut sh = Shell::spawn(&db, Term::Xterm);
+    sh.expect_prompt(ROOT);
+    sh.line("sql 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c'");
+    std::thread::sleep(Duration::from_millis(500));
+    sh.send(CTRL_C);
+    sh.expect("interrupted");
+    sh.expect_prompt(ROOT);
+    sh.line("sql --format tsv 'SELECT count(*) AS n FROM transactions'");
+    sh.expect_re(r"n\r?\n1\r?\n");
+    sh.send(CTRL_D);
+    assert_eq!(sh.wait_exit(), 0);
+}
+
 /// Ctrl-D on an empty line leaves with status 0.
 #[test]
 fn ctrl_d_exits_with_status_zero() {

@@ -51,8 +51,20 @@ impl Engine {
     /// Run a read-only query over the audit views as seen from `branch`
     /// (at its head, or at the REF `as_of`).
     pub fn sql(&mut self, branch: &str, as_of: Option<&str>, query: &str) -> Result<SqlRows> {
+        self.sql_cancellable(branch, as_of, query, None)
+    }
+
+    /// `sql`, stopped with an error when `cancel` (polled while the query
+    /// runs) returns true.
+    pub fn sql_cancellable(
+        &mut self,
+        branch: &str,
+        as_of: Option<&str>,
+        query: &str,
+        cancel: Option<fn() -> bool>,
+    ) -> Result<SqlRows> {
         let text = self.sql_text(branch, as_of, query)?;
-        self.backend().query_readonly(&text)
+        self.backend().query_readonly(&text, cancel)
     }
 
     /// The statement `sql` runs: the views the query names as common table

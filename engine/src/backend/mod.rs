@@ -291,8 +291,13 @@ pub trait Backend {
     /// Run one statement with writes refused by the database itself (a
     /// read-only connection with an authorizer on SQLite; a read-only
     /// transaction under a read-only role on PostgreSQL) and return every
-    /// row. Errors are `Error::Sql`.
-    fn query_readonly(&mut self, sql: &str) -> Result<crate::audit::SqlRows>;
+    /// row. Errors are `Error::Sql`. `cancel`, polled while the query runs,
+    /// stops it when it returns true (Ctrl-C).
+    fn query_readonly(
+        &mut self,
+        sql: &str,
+        cancel: Option<fn() -> bool>,
+    ) -> Result<crate::audit::SqlRows>;
     /// The first version or log row, at or after transaction `from`, whose
     /// transaction does not exist or was committed on another branch: a row
     /// the hash chain cannot cover. Gives its transaction id and a

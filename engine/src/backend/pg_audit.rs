@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::types::TxId;
 use postgres::types::Type;
 use postgres::SimpleQueryMessage;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// SQLSTATEs that mean "refused": read-only transaction, no privilege.
 const REFUSED: &[&str] = &["25006", "42501"];
@@ -93,8 +96,29 @@ impl PostgresBackend {
     }
 
     /// Run one read-only statement (see `Backend::query_readonly`).
-    pub(super) fn audit_query(&mut self, sql: &str) -> Result<SqlRows> {
+    pub(super) fn audit_query(
+        &mut self,
+        sql: &str,
+        cancel: Option<fn() -> bool>,
+    ) -> Result<SqlRows> {
         let loc = self.location.clone();
+        // A watcher sends the server a cancel request when `cancel` says
+        // so (over a plain connection: the server checks cancel requests'
+        // secret key, not pg_hba, so this works beside TLS sessions too).
+        let done = Arc::new(AtomicBool::new(false));
+        let watcher = cancel.map(|stop| {
+            let token = self.client.cancel_token();
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    if stop() {
+                        let _ = token.cancel_query(postgres::NoTls);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        });
         let result = {
             let mut tx = self
                 .client
@@ -142,6 +166,10 @@ impl PostgresBackend {
                 Ok(SqlRows { columns, rows })
             };
             let result = run(&mut tx);
+            done.store(true, Ordering::SeqCst);
+            if let Some(w) = watcher {
+                let _ = w.join();
+            }
             let _ = tx.rollback();
             result
         };

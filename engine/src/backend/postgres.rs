@@ -1353,8 +1353,12 @@ impl Backend for PostgresBackend {
     fn dialect(&mut self) -> Result<crate::audit::Dialect> {
         self.audit_dialect()
     }
-    fn query_readonly(&mut self, sql: &str) -> Result<crate::audit::SqlRows> {
-        self.audit_query(sql)
+    fn query_readonly(
+        &mut self,
+        sql: &str,
+        cancel: Option<fn() -> bool>,
+    ) -> Result<crate::audit::SqlRows> {
+        self.audit_query(sql, cancel)
     }
     fn stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>> {
         self.audit_stray_row(from)

@@ -128,7 +128,11 @@ fn refusal(action: &AuthAction<'_>) -> Option<String> {
 
 impl SqliteBackend {
     /// Run one read-only statement (see `Backend::query_readonly`).
-    pub(super) fn audit_query(&mut self, sql: &str) -> Result<SqlRows> {
+    pub(super) fn audit_query(
+        &mut self,
+        sql: &str,
+        cancel: Option<fn() -> bool>,
+    ) -> Result<SqlRows> {
         let location = self.path.display().to_string();
         let conn = Connection::open_with_flags(
             &self.path,
@@ -150,6 +154,9 @@ impl SqliteBackend {
                 }
             }
         }));
+        if let Some(stop) = cancel {
+            conn.progress_handler(10_000, Some(stop));
+        }
         let explain = |e: rusqlite::Error| -> Error {
             if let Some(what) = refused.lock().ok().and_then(|s| s.clone()) {
                 return Error::Sql(format!(
@@ -157,6 +164,11 @@ impl SqliteBackend {
                 ));
             }
             match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::OperationInterrupted =>
+                {
+                    Error::Sql("interrupted; nothing was changed".to_string())
+                }
                 rusqlite::Error::MultipleStatement => Error::Sql(
                     "only one statement at a time: remove what follows the first `;`".to_string(),
                 ),

@@ -82,7 +82,12 @@ fn sql(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
         (None, Some(m)) => Some(format!("{}@T{}", m.branch, m.tx)),
         (None, None) => None,
     };
-    let rows = ctx.sess.engine.sql(&branch, as_of.as_deref(), &query)?;
+    let rows = ctx.sess.engine.sql_cancellable(
+        &branch,
+        as_of.as_deref(),
+        &query,
+        Some(crate::interrupt::requested),
+    )?;
     let text = match a.format {
         SqlFormat::Table => table(&rows, ctx.out_is_tty),
         SqlFormat::Tsv => tsv(&rows),
