@@ -683,6 +683,34 @@ fn edited_logs_config_and_key_paths_are_found() {
 }
 
 #[test]
+fn edited_or_missing_file_content_is_found() {
+    let blob = if common::on_postgres() {
+        "'\\x00'::bytea"
+    } else {
+        "X'00'"
+    };
+    let edit = format!(
+        "UPDATE chunks SET data = {blob} WHERE hash = (SELECT digest FROM versions WHERE tx_id = 3 AND kind = 1)"
+    );
+    let (tx, why) = broken_at(&edit);
+    assert_eq!(tx, 3, "{why}");
+    assert!(why.contains("/b"), "{why}");
+    let (tx, why) = broken_at(
+        "DELETE FROM chunks WHERE hash = (SELECT digest FROM versions WHERE tx_id = 4 AND kind = 1)",
+    );
+    assert_eq!(tx, 4, "{why}");
+    // The chain alone does not read content.
+    let (db, e) = tamper_fixture();
+    drop(e);
+    tamper(&db.location, &edit);
+    let mut e = Engine::open(&db.location).unwrap();
+    assert_eq!(
+        e.verify_with(1, false, &mut |_, _| {}).unwrap().broken,
+        None
+    );
+}
+
+#[test]
 fn verify_from_trusts_the_predecessor() {
     let (db, e) = tamper_fixture();
     drop(e);
