@@ -120,8 +120,9 @@ pub fn tx_logs(b: &mut dyn Backend, info: &TxInfo) -> Result<Vec<StoredLog>> {
     )
 }
 
-/// The chain hash of a transaction recomputed from its stored rows.
-pub fn chain_hash(prev: &Hash, info: &TxInfo, writes: &[Write], logs: &[StoredLog]) -> Hash {
+/// The chain hash of a transaction from its writes and log rows (what a
+/// commit computes).
+pub fn writes_hash(prev: &Hash, info: &TxInfo, writes: &[Write], logs: &[LogEntry]) -> Hash {
     let chain: Vec<ChainWrite<'_>> = writes
         .iter()
         .map(|w| ChainWrite {
@@ -130,6 +131,11 @@ pub fn chain_hash(prev: &Hash, info: &TxInfo, writes: &[Write], logs: &[StoredLo
             entry: w.entry.as_ref(),
         })
         .collect();
+    tx_hash(prev, info, &chain, logs)
+}
+
+/// The chain hash of a transaction recomputed from its stored rows.
+pub fn chain_hash(prev: &Hash, info: &TxInfo, writes: &[Write], logs: &[StoredLog]) -> Hash {
     let entries: Vec<LogEntry> = logs.iter().map(|l| l.entry.clone()).collect();
-    tx_hash(prev, info, &chain, &entries)
+    writes_hash(prev, info, writes, &entries)
 }

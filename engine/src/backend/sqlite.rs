@@ -10,7 +10,7 @@ use super::{
     corrupt, decode_version, Backend, BranchRecord, CommitMeta, CommitRequest, ImportItem,
     LogFilter, RawVersion, ShellLine, TagRecord, Write, IMPORT_UNFINISHED_US,
 };
-use crate::chain::{tx_hash, ChainWrite};
+use crate::chain::writes_hash;
 use crate::content::{decode_chunk, encode_manifest, EncodedChunk};
 use crate::error::{Error, Result};
 use crate::migrate;
@@ -440,15 +440,7 @@ impl<'c> Committer<'c> {
             merge: meta.merge,
             hash: [0u8; 32],
         };
-        let chain: Vec<ChainWrite<'_>> = writes
-            .iter()
-            .map(|w| ChainWrite {
-                space: w.space,
-                path: &w.path,
-                entry: w.entry.as_ref(),
-            })
-            .collect();
-        info.hash = tx_hash(&prev_hash, &info, &chain, logs);
+        info.hash = writes_hash(&prev_hash, &info, writes, logs);
         insert_tx_row(self.tx, &info)?;
         Ok(info)
     }
