@@ -18,8 +18,8 @@ use crate::backend::{Backend, Write};
 use crate::chain::{chain_hash, tx_logs};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::types::{hex, Entry, Hash, TxId};
-use std::collections::HashSet;
+use crate::types::{hex, ChunkRef, Entry, Hash, TxId};
+use std::collections::{HashMap, HashSet};
 
 /// The first transaction found broken.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +69,7 @@ impl Engine {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<VerifyReport> {
         let head = self.head()?;
-        let from = from.max(1);
+        let from = from.max(1).min(head + 1);
         let mut report = VerifyReport {
             from,
             head,
@@ -88,8 +88,11 @@ impl Engine {
                 }
             }
         }
-        let stray = b.stray_row(from)?;
-        let mut seen: HashSet<Hash> = HashSet::new();
+        let stray = match b.stray_row(from)? {
+            Some(s) => Some(s),
+            None => misplaced_key(&mut *b, from)?,
+        };
+        let mut seen: HashSet<(Hash, Vec<ChunkRef>)> = HashSet::new();
         let total = head.saturating_sub(from) + 1;
         for id in from..=head {
             let Some(info) = b.tx_info(id)? else {
@@ -164,13 +167,14 @@ impl Engine {
 fn content_mismatch(
     b: &mut dyn Backend,
     writes: &[Write],
-    seen: &mut HashSet<Hash>,
+    seen: &mut HashSet<(Hash, Vec<ChunkRef>)>,
 ) -> Result<Option<String>> {
     for w in writes {
         let Some(Entry::File { content, .. }) = &w.entry else {
             continue;
         };
-        if !seen.insert(content.digest) {
+        // The same digest over other chunks is another claim to check.
+        if !seen.insert((content.digest, content.chunks.to_vec())) {
             continue;
         }
         let mut h = blake3::Hasher::new();
@@ -198,6 +202,42 @@ fn content_mismatch(
         }
     }
     Ok(None)
+}
+
+/// A file key whose name or parent does not agree with its path (the chain
+/// covers paths; listings follow names and parents): its first transaction
+/// at or after `from`, described.
+fn misplaced_key(b: &mut dyn Backend, from: TxId) -> Result<Option<(TxId, String)>> {
+    let keys = b.file_keys()?;
+    let by_id: HashMap<i64, &str> = keys.iter().map(|k| (k.id, k.path.as_str())).collect();
+    let mut worst: Option<(TxId, String)> = None;
+    for k in &keys {
+        let (want_parent, want_name) = match k.path.rsplit_once('/') {
+            _ if k.path == "/" => (None, ""),
+            Some(("", name)) => (Some("/"), name),
+            Some((parent, name)) => (Some(parent), name),
+            None => (None, k.path.as_str()),
+        };
+        let parent = k.parent_id.and_then(|p| by_id.get(&p).copied());
+        if parent == want_parent && k.name == want_name {
+            continue;
+        }
+        let Some(tx) = k.first_tx.filter(|t| *t >= from) else {
+            continue;
+        };
+        if worst.as_ref().is_none_or(|w| tx < w.0) {
+            worst = Some((
+                tx,
+                format!(
+                    "the key of {} has name {:?} and parent {:?}, which do not match its path (a keys row was changed by hand)",
+                    k.path,
+                    k.name,
+                    parent.unwrap_or("(none)")
+                ),
+            ));
+        }
+    }
+    Ok(worst)
 }
 
 fn missing(id: TxId) -> Broken {

@@ -711,6 +711,45 @@ fn edited_or_missing_file_content_is_found() {
 }
 
 #[test]
+fn a_file_pointed_at_other_chunks_is_found_even_when_its_content_was_seen() {
+    let db = common::fresh();
+    let mut e = Engine::open(&db.location).unwrap();
+    let a = Actor::default();
+    e.autocommit("main", &a, "T2", |tx| tx.write_bytes(&p("/a"), b"same\n"))
+        .unwrap();
+    e.autocommit("main", &a, "T3", |tx| tx.write_bytes(&p("/c"), b"same\n"))
+        .unwrap();
+    e.autocommit("main", &a, "T4", |tx| tx.write_bytes(&p("/b"), b"other\n"))
+        .unwrap();
+    drop(e);
+    tamper(
+        &db.location,
+        "UPDATE versions SET manifest = (SELECT manifest FROM versions WHERE tx_id = 4 AND kind = 1) \
+         WHERE tx_id = 3 AND kind = 1",
+    );
+    let mut e = Engine::open(&db.location).unwrap();
+    let b = e
+        .verify(1, &mut |_, _| {})
+        .unwrap()
+        .broken
+        .expect("detected");
+    assert_eq!(b.tx, 3, "{}", b.reason);
+}
+
+#[test]
+fn a_key_renamed_or_moved_by_hand_is_found() {
+    let (tx, why) =
+        broken_at("UPDATE keys SET name = 'moved' WHERE space = 'file' AND path = '/d'");
+    assert_eq!(tx, 5, "{why}");
+    assert!(why.contains("/d"), "{why}");
+    let (tx, _) = broken_at(
+        "UPDATE keys SET parent_id = (SELECT id FROM keys WHERE space = 'file' AND path = '/a') \
+         WHERE space = 'file' AND path = '/c'",
+    );
+    assert_eq!(tx, 4);
+}
+
+#[test]
 fn verify_from_trusts_the_predecessor() {
     let (db, e) = tamper_fixture();
     drop(e);

@@ -303,6 +303,24 @@ pub trait Backend {
     /// the hash chain cannot cover. Gives its transaction id and a
     /// description.
     fn stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>>;
+    /// Every key of the file tree, with the first transaction that wrote a
+    /// version of it.
+    fn file_keys(&mut self) -> Result<Vec<KeyRow>>;
+}
+
+/// A `keys` row of the file tree, for `verify`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRow {
+    /// Key id.
+    pub id: i64,
+    /// Its path.
+    pub path: String,
+    /// Its parent directory's key.
+    pub parent_id: Option<i64>,
+    /// Its last path component.
+    pub name: String,
+    /// The first transaction that wrote a version of it.
+    pub first_tx: Option<TxId>,
 }
 
 pub(crate) fn corrupt(reason: impl Into<String>) -> crate::error::Error {

@@ -6,6 +6,7 @@
 
 use super::postgres::{pg_err, PostgresBackend};
 use super::sqlite_audit::stray_text;
+use super::KeyRow;
 use crate::audit::{Dialect, SqlRows, SqlValue};
 use crate::error::{Error, Result};
 use crate::types::TxId;
@@ -212,6 +213,37 @@ impl PostgresBackend {
             }
         }
         Ok(found.into_iter().min_by_key(|f| f.0))
+    }
+}
+
+impl PostgresBackend {
+    /// See `Backend::file_keys`.
+    pub(super) fn audit_file_keys(&mut self) -> Result<Vec<KeyRow>> {
+        let loc = self.location.clone();
+        let rows = self
+            .client
+            .query(
+                "SELECT k.id, k.path, k.parent_id, k.name, \
+                 (SELECT min(v.tx_id) FROM (SELECT key_id, tx_id FROM versions \
+                  UNION ALL SELECT key_id, tx_id FROM versions_history) v WHERE v.key_id = k.id) \
+                 FROM keys k WHERE k.space = 'file'",
+                &[],
+            )
+            .map_err(pg_err(&loc))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(KeyRow {
+                id: r.try_get(0).map_err(pg_err(&loc))?,
+                path: r.try_get(1).map_err(pg_err(&loc))?,
+                parent_id: r.try_get(2).map_err(pg_err(&loc))?,
+                name: r.try_get(3).map_err(pg_err(&loc))?,
+                first_tx: r
+                    .try_get::<_, Option<i64>>(4)
+                    .map_err(pg_err(&loc))?
+                    .map(|t| t as TxId),
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -1083,6 +1083,9 @@ impl Backend for SqliteBackend {
     fn stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>> {
         self.audit_stray_row(from)
     }
+    fn file_keys(&mut self) -> Result<Vec<super::KeyRow>> {
+        self.audit_file_keys()
+    }
 }
 
 // ----- whole-database copy (copy.rs): export rows, import them verbatim ----

@@ -3,6 +3,7 @@
 //! else. The database refuses writes; the query text is never inspected.
 
 use super::sqlite::SqliteBackend;
+use super::KeyRow;
 use crate::audit::{SqlRows, SqlValue};
 use crate::error::{Error, Result};
 use crate::types::TxId;
@@ -231,6 +232,31 @@ impl SqliteBackend {
             }
         }
         Ok(found.into_iter().min_by_key(|f| f.0))
+    }
+}
+
+impl SqliteBackend {
+    /// See `Backend::file_keys`.
+    pub(super) fn audit_file_keys(&mut self) -> Result<Vec<KeyRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT k.id, k.path, k.parent_id, k.name, \
+             (SELECT min(v.tx_id) FROM versions v WHERE v.key_id = k.id) \
+             FROM keys k WHERE k.space = 'file'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(KeyRow {
+                id: r.get(0)?,
+                path: r.get(1)?,
+                parent_id: r.get(2)?,
+                name: r.get(3)?,
+                first_tx: r.get::<_, Option<i64>>(4)?.map(|t| t as TxId),
+            })
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
     }
 }
 
