@@ -20,13 +20,14 @@
 //!    (1,000/100 ratio about 10x or less), and the 1,000-change merge on a
 //!    10,000-file state about as fast as on the 100,000-file one.
 
+#[path = "../../engine/benches/support/mod.rs"]
+mod support;
+use support::*;
+
 use dbos_branches::Strategy;
 use dbos_engine::{Actor, Engine, TxId, VPath};
-use std::error::Error as StdError;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-type BenchResult<T> = std::result::Result<T, Box<dyn StdError>>;
 
 /// Problem sizes; `DBOS_BENCH_QUICK=1` shrinks them.
 struct Sizes {
@@ -87,10 +88,6 @@ impl Sizes {
 
 // ----- helpers -----------------------------------------------------------------
 
-fn vp(s: &str) -> VPath {
-    VPath::parse(s).expect("valid bench path")
-}
-
 /// The path of file `i`: 1,000 files per directory.
 fn file_path(i: usize) -> VPath {
     vp(&format!("/s/d{:03}/f{:03}", i / 1000, i % 1000))
@@ -125,46 +122,6 @@ impl Rng {
         }
         out
     }
-}
-
-fn quantile(samples: &[Duration], q: f64) -> Duration {
-    let mut v = samples.to_vec();
-    v.sort_unstable();
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    v[((v.len() - 1) as f64 * q).round() as usize]
-}
-
-fn median(samples: &[Duration]) -> Duration {
-    quantile(samples, 0.5)
-}
-
-fn fmt_dur(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns >= 1_000_000_000 {
-        format!("{:.3} s", d.as_secs_f64())
-    } else if ns >= 1_000_000 {
-        format!("{:.3} ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.2} us", d.as_secs_f64() * 1e6)
-    }
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64().max(1e-12)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "MET"
-    } else {
-        "MISSED"
-    }
-}
-
-fn open_engine(path: &Path) -> BenchResult<Engine> {
-    Ok(Engine::open(path.to_str().ok_or("non-UTF-8 bench path")?)?)
 }
 
 /// A state of `files` files on `main` with `versions` versions in all:
@@ -514,24 +471,8 @@ fn goal_merge(big: &mut State, mid: &mut State, sz: &Sizes) -> BenchResult<()> {
     Ok(())
 }
 
-fn bench_dir() -> BenchResult<tempfile::TempDir> {
-    Ok(match std::env::var_os("DBOS_BENCH_DIR") {
-        Some(d) if !d.is_empty() => {
-            let d = PathBuf::from(d);
-            std::fs::create_dir_all(&d)?;
-            tempfile::tempdir_in(d)?
-        }
-        _ => tempfile::tempdir()?,
-    })
-}
-
 fn main() -> BenchResult<()> {
-    // `cargo bench` passes `--bench`; any other argument filters goals by number.
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+    let wanted = wanted_parts();
     let sz = Sizes::from_env();
     let dir = bench_dir()?;
     println!(

@@ -19,16 +19,16 @@
 //!    state with later history, against the engine's own as-of listing of
 //!    the same moment (`view_at` + `list_space(Space::File)`, and `walk`).
 
+mod support;
+use support::*;
+
 use dbos_engine::backend::Write;
 use dbos_engine::chain::{chain_hash, tx_logs};
 use dbos_engine::{Actor, Engine, Entry, Hash, LogEntry, Space, StoredLog, TxInfo, VPath};
 use rusqlite::Connection;
 use std::collections::HashSet;
-use std::error::Error as StdError;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-type BenchResult<T> = std::result::Result<T, Box<dyn StdError>>;
 
 /// Problem sizes; `DBOS_BENCH_QUICK=1` shrinks them.
 struct Sizes {
@@ -83,48 +83,6 @@ impl Sizes {
 }
 
 // ----- small helpers ---------------------------------------------------------
-
-fn vp(s: &str) -> VPath {
-    VPath::parse(s).expect("valid bench path")
-}
-
-fn median(samples: &[Duration]) -> Duration {
-    let mut v = samples.to_vec();
-    v.sort_unstable();
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    v[(v.len() - 1) / 2]
-}
-
-fn fmt_dur(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns >= 1_000_000_000 {
-        format!("{:.3} s", d.as_secs_f64())
-    } else if ns >= 1_000_000 {
-        format!("{:.3} ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.2} us", d.as_secs_f64() * 1e6)
-    }
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64().max(1e-12)
-}
-
-fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let start = Instant::now();
-    let out = f();
-    (out, start.elapsed())
-}
-
-fn open_engine(path: &Path) -> BenchResult<Engine> {
-    Ok(Engine::open(path.to_str().ok_or("non-UTF-8 bench path")?)?)
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
 
 fn db_size(path: &Path) -> u64 {
     let mut wal = path.as_os_str().to_owned();
@@ -769,24 +727,8 @@ fn bench_as_of(dir: &Path, sz: &Sizes) -> BenchResult<()> {
     Ok(())
 }
 
-fn bench_dir() -> BenchResult<tempfile::TempDir> {
-    Ok(match std::env::var_os("DBOS_BENCH_DIR") {
-        Some(d) if !d.is_empty() => {
-            let d = PathBuf::from(d);
-            std::fs::create_dir_all(&d)?;
-            tempfile::tempdir_in(d)?
-        }
-        _ => tempfile::tempdir()?,
-    })
-}
-
 fn main() -> BenchResult<()> {
-    // `cargo bench` passes `--bench`; any other argument picks parts by number.
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+    let wanted = wanted_parts();
     let sz = Sizes::from_env();
     let dir = bench_dir()?;
     println!(

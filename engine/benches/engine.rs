@@ -17,16 +17,16 @@
 //! 4. 1,000 one-line edits (autocommits) of a 1 MiB text file: database
 //!    growth < 5 MiB (after a WAL checkpoint).
 
+mod support;
+use support::*;
+
 use dbos_engine::{Actor, Engine, VPath};
 use rand::distributions::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{params, Connection};
-use std::error::Error as StdError;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-type BenchResult<T> = std::result::Result<T, Box<dyn StdError>>;
 
 /// Problem sizes; `DBOS_BENCH_QUICK=1` shrinks them.
 struct Sizes {
@@ -82,56 +82,8 @@ impl Sizes {
 
 // ----- small helpers ---------------------------------------------------------
 
-fn vp(s: &str) -> VPath {
-    VPath::parse(s).expect("valid bench path")
-}
-
-/// Median and 99th percentile.
-fn median_p99(samples: &[Duration]) -> (Duration, Duration) {
-    let mut v = samples.to_vec();
-    v.sort_unstable();
-    if v.is_empty() {
-        return (Duration::ZERO, Duration::ZERO);
-    }
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
-}
-
-fn median(samples: &[Duration]) -> Duration {
-    median_p99(samples).0
-}
-
-fn fmt_dur(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns >= 1_000_000_000 {
-        format!("{:.3} s", d.as_secs_f64())
-    } else if ns >= 1_000_000 {
-        format!("{:.3} ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.2} us", d.as_secs_f64() * 1e6)
-    }
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64().max(1e-12)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "MET"
-    } else {
-        "MISSED"
-    }
-}
-
 fn random_text(rng: &mut StdRng, len: usize) -> Vec<u8> {
     rng.sample_iter(&Alphanumeric).take(len).collect()
-}
-
-fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let start = Instant::now();
-    let out = f();
-    (out, start.elapsed())
 }
 
 /// A bare SQLite database with the engine's durability settings.
@@ -154,10 +106,6 @@ fn baseline_insert(conn: &mut Connection, path: &str, data: &[u8]) -> BenchResul
     Ok(())
 }
 
-fn open_engine(path: &Path) -> BenchResult<Engine> {
-    Ok(Engine::open(path.to_str().ok_or("non-UTF-8 bench path")?)?)
-}
-
 /// Checkpoint the WAL into the database (truncating it) through a separate
 /// connection, then return the size of the database file plus its WAL.
 fn checkpointed_size(path: &Path) -> BenchResult<u64> {
@@ -174,10 +122,6 @@ fn checkpointed_size(path: &Path) -> BenchResult<u64> {
     wal.push("-wal");
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     Ok(size(path) + size(Path::new(&wal)))
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 // ----- goal 1: one-file commit -----------------------------------------------
@@ -609,24 +553,8 @@ fn goal_storage(dir: &Path, sz: &Sizes) -> BenchResult<()> {
     Ok(())
 }
 
-fn bench_dir() -> BenchResult<tempfile::TempDir> {
-    Ok(match std::env::var_os("DBOS_BENCH_DIR") {
-        Some(d) if !d.is_empty() => {
-            let d = PathBuf::from(d);
-            std::fs::create_dir_all(&d)?;
-            tempfile::tempdir_in(d)?
-        }
-        _ => tempfile::tempdir()?,
-    })
-}
-
 fn main() -> BenchResult<()> {
-    // `cargo bench` passes `--bench`; any other argument filters goals by number.
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+    let wanted = wanted_parts();
     let sz = Sizes::from_env();
     let dir = bench_dir()?;
     println!(

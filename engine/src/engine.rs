@@ -22,6 +22,8 @@ pub struct Engine {
     /// Ancestry of branches by id: (parent, fork point). Never changes once
     /// a branch exists, so it is safe to remember.
     ancestry: HashMap<i64, (Option<i64>, Option<TxId>)>,
+    /// The audit views' SQL dialect, asked of the backend once.
+    pub(crate) dialect: Option<crate::audit::Dialect>,
 }
 
 /// The database used when none is named: `$DBOS_DB`, else
@@ -142,6 +144,7 @@ impl Engine {
             backend,
             host,
             ancestry: HashMap::new(),
+            dialect: None,
         })
     }
 
@@ -247,20 +250,7 @@ impl Engine {
         let lineage = self.lineage(&b, snapshot)?;
         Ok(Txn {
             engine: self,
-            st: TxState {
-                branch: b,
-                snapshot,
-                lineage,
-                read_only: None,
-                overlay: BTreeMap::new(),
-                reads: BTreeSet::new(),
-                listed: BTreeSet::new(),
-                chunks: HashMap::new(),
-                chunk_bytes: 0,
-                logs: Vec::new(),
-                actor: actor.clone(),
-                cache: HashMap::new(),
-            },
+            st: TxState::fresh(b, snapshot, lineage, None, actor.clone()),
         })
     }
 
@@ -271,22 +261,10 @@ impl Engine {
             return Err(Error::NoSuchTransaction(at));
         }
         let lineage = self.lineage(&b, at)?;
+        let label = format!("{}@T{at}", b.name);
         Ok(Txn {
             engine: self,
-            st: TxState {
-                branch: b.clone(),
-                snapshot: at,
-                lineage,
-                read_only: Some(format!("{}@T{at}", b.name)),
-                overlay: BTreeMap::new(),
-                reads: BTreeSet::new(),
-                listed: BTreeSet::new(),
-                chunks: HashMap::new(),
-                chunk_bytes: 0,
-                logs: Vec::new(),
-                actor: Actor::default(),
-                cache: HashMap::new(),
-            },
+            st: TxState::fresh(b, at, lineage, Some(label), Actor::default()),
         })
     }
 
@@ -297,22 +275,16 @@ impl Engine {
             .backend
             .branch_by_id(first)?
             .ok_or_else(|| Error::NoSuchBranch(label.to_string()))?;
+        let snapshot = lineage.upto();
         Ok(Txn {
             engine: self,
-            st: TxState {
+            st: TxState::fresh(
                 branch,
-                snapshot: lineage.upto(),
+                snapshot,
                 lineage,
-                read_only: Some(label.to_string()),
-                overlay: BTreeMap::new(),
-                reads: BTreeSet::new(),
-                listed: BTreeSet::new(),
-                chunks: HashMap::new(),
-                chunk_bytes: 0,
-                logs: Vec::new(),
-                actor: Actor::default(),
-                cache: HashMap::new(),
-            },
+                Some(label.to_string()),
+                Actor::default(),
+            ),
         })
     }
 

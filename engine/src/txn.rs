@@ -70,6 +70,32 @@ pub struct TxState {
 const READ_CACHE_MAX: usize = 100_000;
 
 impl TxState {
+    /// A transaction that has read and changed nothing yet: reading
+    /// `lineage` (whose newest visible transaction is `snapshot`), writable
+    /// unless `read_only` names the moment it views.
+    pub(crate) fn fresh(
+        branch: BranchInfo,
+        snapshot: TxId,
+        lineage: Lineage,
+        read_only: Option<String>,
+        actor: Actor,
+    ) -> TxState {
+        TxState {
+            branch,
+            snapshot,
+            lineage,
+            read_only,
+            overlay: BTreeMap::new(),
+            reads: BTreeSet::new(),
+            listed: BTreeSet::new(),
+            chunks: HashMap::new(),
+            chunk_bytes: 0,
+            logs: Vec::new(),
+            actor,
+            cache: HashMap::new(),
+        }
+    }
+
     /// The branch this transaction works on.
     pub fn branch(&self) -> &BranchInfo {
         &self.branch

@@ -6,9 +6,10 @@
 //! `DBOS_CONC_CHILD=<database>` set, the `conc_child` test plays the role named
 //! by `DBOS_CONC_ROLE` and reports on stdout in lines starting with `@@ `.
 
+mod common;
+
 use dbos_engine::backend::sqlite::SqliteBackend;
-use dbos_engine::chain::{tx_hash, ChainWrite};
-use dbos_engine::{Actor, Engine, Error, Hash, LogEntry, LogFilter, TxId, TxInfo, VPath};
+use dbos_engine::{Actor, Engine, Error, TxId, VPath};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -293,64 +294,6 @@ fn open(db: &Path) -> Engine {
     Engine::open(db.to_str().unwrap()).unwrap()
 }
 
-/// Every transaction, oldest first; ids strictly increasing (and, with no
-/// other writer, contiguous) and commit times non-decreasing.
-fn checked_log(engine: &mut Engine) -> Vec<TxInfo> {
-    let head = engine.head().unwrap();
-    let mut log = engine.log("main", None, 10_000_000).unwrap();
-    log.reverse();
-    for w in log.windows(2) {
-        assert!(
-            w[0].id < w[1].id,
-            "ids not increasing: T{} T{}",
-            w[0].id,
-            w[1].id
-        );
-        assert!(
-            w[0].time_us <= w[1].time_us,
-            "commit time goes back from T{} to T{}",
-            w[0].id,
-            w[1].id
-        );
-    }
-    let ids: Vec<TxId> = log.iter().map(|t| t.id).collect();
-    assert_eq!(ids, (1..=head).collect::<Vec<_>>(), "transaction ids");
-    log
-}
-
-/// Recompute the hash chain from the stored rows.
-fn verify_chain(engine: &mut Engine, log: &[TxInfo]) {
-    let mut prev: Hash = [0u8; 32];
-    for info in log {
-        let writes = engine.backend().tx_writes(info.id).unwrap();
-        let logs: Vec<LogEntry> = engine
-            .view_at("main", info.id)
-            .unwrap()
-            .logs(&LogFilter {
-                after_tx: Some(info.id - 1),
-                ..LogFilter::default()
-            })
-            .unwrap()
-            .into_iter()
-            .map(|l| l.entry)
-            .collect();
-        let chain: Vec<ChainWrite<'_>> = writes
-            .iter()
-            .map(|w| ChainWrite {
-                space: w.space,
-                path: &w.path,
-                entry: w.entry.as_ref(),
-            })
-            .collect();
-        assert!(
-            tx_hash(&prev, info, &chain, &logs) == info.hash,
-            "T{}: hash chain broken",
-            info.id
-        );
-        prev = info.hash;
-    }
-}
-
 fn integrity_ok(db: &Path) {
     let backend = SqliteBackend::open(db).unwrap();
     let ok: String = backend
@@ -459,9 +402,9 @@ fn concurrent_writers(n: usize, fresh: bool) {
         Some(format!("{total_incs}\n").into_bytes()),
         "final counter"
     );
-    let log = checked_log(&mut e);
+    let log = common::checked_log(&mut e);
     assert_eq!(log.len(), expected_txs, "every commit is one transaction");
-    verify_chain(&mut e, &log);
+    common::assert_chain_intact(&mut e, 1);
     integrity_ok(&db);
     eprintln!(
         "{n} writers ({}): {} transactions in {elapsed:.1?}, {total_incs} increments, \
@@ -515,8 +458,8 @@ fn reader_process_never_sees_a_partial_transaction() {
             assert!(v.read_file(&vp(&format!("/batch/f{j}"))).unwrap() == batch_content(g, j));
         }
     }
-    let log = checked_log(&mut e);
-    verify_chain(&mut e, &log);
+    common::checked_log(&mut e);
+    common::assert_chain_intact(&mut e, 1);
     integrity_ok(&db);
     eprintln!(
         "reader: {views} views of the head saw {gens} of {GENERATIONS} generations whole, in {:.1?}",
@@ -602,8 +545,8 @@ fn open_transaction_does_not_block_other_processes() {
         Some(batch_content(7, 0))
     );
     assert_eq!(read_text(&mut e, head, "/p/f29"), Some(b"29\n".to_vec()));
-    let log = checked_log(&mut e);
-    verify_chain(&mut e, &log);
+    common::checked_log(&mut e);
+    common::assert_chain_intact(&mut e, 1);
     integrity_ok(&db);
     eprintln!(
         "holder: 30 autocommits while another process held a transaction open, \

@@ -13,9 +13,10 @@
 //!
 //! Rounds: 30 by default, `DBOS_CRASH_ROUNDS=<n>` for long runs.
 
+mod common;
+
 use dbos_engine::backend::sqlite::SqliteBackend;
-use dbos_engine::chain::{tx_hash, ChainWrite};
-use dbos_engine::{Actor, Engine, Hash, LogEntry, LogFilter, TxId, TxInfo, Txn, VPath};
+use dbos_engine::{Actor, Engine, LogEntry, LogFilter, TxId, TxInfo, Txn, VPath};
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
@@ -360,44 +361,6 @@ fn trim_torn_ack(path: &Path) {
     }
 }
 
-/// Recompute the hash chain from the stored rows, from `prev` (the hash of
-/// the transaction before `log[0]`): any torn or partial transaction (a row
-/// missing, extra or altered) breaks it.
-fn verify_chain(engine: &mut Engine, log: &[TxInfo], mut prev: Hash) {
-    for info in log {
-        let writes = engine.backend().tx_writes(info.id).unwrap();
-        let logs: Vec<LogEntry> = engine
-            .view_at("main", info.id)
-            .unwrap()
-            .logs(&LogFilter {
-                after_tx: Some(info.id - 1),
-                ..LogFilter::default()
-            })
-            .unwrap()
-            .into_iter()
-            .map(|l| {
-                assert_eq!(l.tx, info.id);
-                l.entry
-            })
-            .collect();
-        let chain: Vec<ChainWrite<'_>> = writes
-            .iter()
-            .map(|w| ChainWrite {
-                space: w.space,
-                path: &w.path,
-                entry: w.entry.as_ref(),
-            })
-            .collect();
-        let h = tx_hash(&prev, info, &chain, &logs);
-        assert!(
-            h == info.hash,
-            "T{}: hash chain broken (stored rows differ from what was committed)",
-            info.id
-        );
-        prev = info.hash;
-    }
-}
-
 /// Full check of one transaction: right after it every file of its
 /// iteration is there with its exact bytes, right before it none is, and it
 /// changed exactly what the iteration wrote.
@@ -599,11 +562,7 @@ impl Checker {
         } else {
             self.checked.saturating_sub(1)
         };
-        let prev = match from {
-            0 => [0u8; 32],
-            i => log[i - 1].hash,
-        };
-        verify_chain(&mut engine, &log[from..], prev);
+        common::assert_chain_intact(&mut engine, from as TxId + 1);
         // (c) the SQLite file itself is sound.
         let backend = SqliteBackend::open(&db).unwrap();
         let ok: String = backend

@@ -27,8 +27,9 @@
 //! with `DBOS_PGMH_CHILD=<role>` set, `pgmh_child` plays that role and
 //! reports on stdout in lines starting with `@@ `.
 
-use dbos_engine::chain::{tx_hash, ChainWrite};
-use dbos_engine::{Actor, Engine, Error, Hash, LogEntry, LogFilter, TxId, TxInfo, VPath};
+mod common;
+
+use dbos_engine::{Actor, Engine, Error, TxId, TxInfo, VPath};
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write as _};
@@ -698,64 +699,6 @@ fn root_tools() -> Result<(), String> {
 
 // ----- checks --------------------------------------------------------------------
 
-/// Every transaction, oldest first: ids 1..=head, contiguous, strictly
-/// increasing, commit times non-decreasing.
-fn checked_log(engine: &mut Engine) -> Vec<TxInfo> {
-    let head = engine.head().unwrap();
-    let mut log = engine.log("main", None, 10_000_000).unwrap();
-    log.reverse();
-    for w in log.windows(2) {
-        assert!(
-            w[0].id < w[1].id,
-            "ids not increasing: T{} T{}",
-            w[0].id,
-            w[1].id
-        );
-        assert!(
-            w[0].time_us <= w[1].time_us,
-            "commit time goes back from T{} to T{}",
-            w[0].id,
-            w[1].id
-        );
-    }
-    let ids: Vec<TxId> = log.iter().map(|t| t.id).collect();
-    assert_eq!(ids, (1..=head).collect::<Vec<_>>(), "transaction ids");
-    log
-}
-
-/// Recompute the hash chain from the stored rows.
-fn verify_chain(engine: &mut Engine, log: &[TxInfo]) {
-    let mut prev: Hash = [0u8; 32];
-    for info in log {
-        let writes = engine.backend().tx_writes(info.id).unwrap();
-        let logs: Vec<LogEntry> = engine
-            .view_at("main", info.id)
-            .unwrap()
-            .logs(&LogFilter {
-                after_tx: Some(info.id - 1),
-                ..LogFilter::default()
-            })
-            .unwrap()
-            .into_iter()
-            .map(|l| l.entry)
-            .collect();
-        let chain: Vec<ChainWrite<'_>> = writes
-            .iter()
-            .map(|w| ChainWrite {
-                space: w.space,
-                path: &w.path,
-                entry: w.entry.as_ref(),
-            })
-            .collect();
-        assert!(
-            tx_hash(&prev, info, &chain, &logs) == info.hash,
-            "T{}: hash chain broken",
-            info.id
-        );
-        prev = info.hash;
-    }
-}
-
 fn read_at(engine: &mut Engine, at: TxId, path: &str) -> Option<Vec<u8>> {
     let mut v = engine.view_at("main", at).unwrap();
     v.stat(&vp(path)).unwrap()?;
@@ -1003,7 +946,7 @@ fn two_hosts_write_one_state_over_tcp() {
         total_conflicts > 0,
         "four writers incrementing one counter over TCP never conflicted"
     );
-    let log = checked_log(&mut e);
+    let log = common::checked_log(&mut e);
     assert_eq!(log.len(), expected_txs, "every commit is one transaction");
     // Every transaction records the host it came from. Namespaces made by
     // `ip netns` share the UTS namespace, so both "hosts" have the machine's
@@ -1043,7 +986,7 @@ fn two_hosts_write_one_state_over_tcp() {
         first_client < last_server,
         "the two hosts did not write at once"
     );
-    verify_chain(&mut e, &log);
+    common::assert_chain_intact(&mut e, 1);
     drop(e);
     let mut db = cluster.admin("dbos_mh");
     let (versions, clamped) = check_periods(&mut db);
@@ -1251,7 +1194,7 @@ fn server_killed_during_commits_loses_nothing_acknowledged() {
 
     let mut e = Engine::open(&url).unwrap();
     let head = e.head().unwrap();
-    let log = checked_log(&mut e);
+    let log = common::checked_log(&mut e);
     // Every acknowledged transaction is there, whole.
     for (&g, &tx) in &a.acks {
         let info = e.tx_info(tx).unwrap();
@@ -1308,7 +1251,7 @@ fn server_killed_during_commits_loses_nothing_acknowledged() {
             ));
         }
     }
-    verify_chain(&mut e, &log);
+    common::assert_chain_intact(&mut e, 1);
     drop(e);
     let mut db = cluster.admin("dbos_crash");
     let (versions, _) = check_periods(&mut db);

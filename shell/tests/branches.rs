@@ -5,92 +5,12 @@
 
 mod common;
 
-use assert_cmd::Command;
 use serde_json::Value;
-use tempfile::TempDir;
 
-/// A fresh database in a temporary directory (T1 is `init`).
-struct Db {
-    dir: TempDir,
-    path: String,
-}
-
-/// What one run of the shell gave.
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
+/// A fresh database (T1 is `init`) and the real binary to run on it.
+type Db = common::Shell;
 
 impl Db {
-    fn new() -> Db {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = common::location(dir.path());
-        Db { dir, path }
-    }
-
-    fn command(&self, branch: &str) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_dbos"));
-        c.env_remove("DBOS_DB")
-            .env("HOME", self.dir.path())
-            .env("NO_COLOR", "1")
-            .args(["--db", &self.path, "--user", "tester", "--branch", branch]);
-        c
-    }
-
-    /// Run a script on a branch.
-    fn run_on(&self, branch: &str, script: &str) -> Run {
-        let out = self
-            .command(branch)
-            .args(["-c", script])
-            .output()
-            .expect("run dbos");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            out: String::from_utf8_lossy(&out.stdout).into_owned(),
-            err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn run(&self, script: &str) -> Run {
-        self.run_on("main", script)
-    }
-
-    /// Run a script on a branch that must succeed; its standard output.
-    fn ok_on(&self, branch: &str, script: &str) -> String {
-        let r = self.run_on(branch, script);
-        assert_eq!(
-            r.code, 0,
-            "{script:?} on {branch} failed ({}):\nstdout: {}\nstderr: {}",
-            r.code, r.out, r.err
-        );
-        r.out
-    }
-
-    fn ok(&self, script: &str) -> String {
-        self.ok_on("main", script)
-    }
-
-    /// Run a script that must fail with `code`; its standard error.
-    fn fails_on(&self, branch: &str, script: &str, code: i32) -> String {
-        let r = self.run_on(branch, script);
-        assert_eq!(
-            r.code, code,
-            "{script:?} on {branch} gave {} instead of {code}:\nstdout: {}\nstderr: {}",
-            r.code, r.out, r.err
-        );
-        r.err
-    }
-
-    fn fails(&self, script: &str, code: i32) -> String {
-        self.fails_on("main", script, code)
-    }
-
-    fn json(&self, script: &str) -> Value {
-        let out = self.ok(script);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{script:?}: bad JSON ({e}): {out}"))
-    }
-
     /// The log of a branch as text (every transaction).
     fn log(&self, branch: &str) -> String {
         self.ok(&format!("log {branch}"))
@@ -904,7 +824,7 @@ fn two_processes_writing_on_two_branches_at_once() {
             .env("HOME", db.dir.path())
             .args([
                 "--db",
-                &db.path,
+                &db.db,
                 "--user",
                 "tester",
                 "--branch",

@@ -5,26 +5,17 @@
 
 mod common;
 
-use assert_cmd::Command;
+use common::{Run, Shell};
 
-/// A fresh database in a temporary directory.
+/// A fresh database, with checks stricter than `common::Shell`'s: `ok`
+/// wants an empty stderr, `fails` a named error and an unchanged state.
 struct Db {
-    _dir: tempfile::TempDir,
-    path: String,
-}
-
-/// What one `dbos -c` run gave.
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
+    sh: Shell,
 }
 
 impl Db {
     fn new() -> Db {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = common::location(dir.path());
-        Db { _dir: dir, path }
+        Db { sh: Shell::new() }
     }
 
     /// A database where `setup` has been run (and must have succeeded).
@@ -35,20 +26,7 @@ impl Db {
     }
 
     fn run(&self, script: &str) -> Run {
-        let o = Command::cargo_bin("dbos")
-            .expect("dbos binary")
-            .args(["--db", &self.path, "--color", "never", "--user", "tester"])
-            .arg("-c")
-            .arg(script)
-            .env_remove("DBOS_DB")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run dbos");
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            out: String::from_utf8_lossy(&o.stdout).into_owned(),
-            err: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+        self.sh.run(script)
     }
 
     /// Run a script that must succeed silently on stderr; its stdout.

@@ -4,73 +4,13 @@
 
 mod common;
 
-use assert_cmd::Command;
 use dbos_engine::{Actor, Engine, VPath};
 use serde_json::Value;
-use tempfile::TempDir;
 
-/// A fresh database in a temporary directory (T1 is `init`).
-struct Db {
-    dir: TempDir,
-    path: String,
-}
-
-/// What one run of the shell gave.
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
+/// A fresh database (T1 is `init`) and the real binary to run on it.
+type Db = common::Shell;
 
 impl Db {
-    fn new() -> Db {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = common::location(dir.path());
-        Db { dir, path }
-    }
-
-    fn run(&self, script: &str) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_dbos"))
-            .env_remove("DBOS_DB")
-            .env("HOME", self.dir.path())
-            .env("NO_COLOR", "1")
-            .args(["--db", &self.path, "--user", "tester", "-c", script])
-            .output()
-            .expect("run dbos");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            out: String::from_utf8_lossy(&out.stdout).into_owned(),
-            err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Run a script that must succeed; its standard output.
-    fn ok(&self, script: &str) -> String {
-        let r = self.run(script);
-        assert_eq!(
-            r.code, 0,
-            "{script:?} failed ({}):\nstdout: {}\nstderr: {}",
-            r.code, r.out, r.err
-        );
-        r.out
-    }
-
-    /// Run a script that must fail with `code`; its standard error.
-    fn fails(&self, script: &str, code: i32) -> String {
-        let r = self.run(script);
-        assert_eq!(
-            r.code, code,
-            "{script:?} gave {} instead of {code}:\nstdout: {}\nstderr: {}",
-            r.code, r.out, r.err
-        );
-        r.err
-    }
-
-    fn json(&self, script: &str) -> Value {
-        let out = self.ok(script);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{script:?}: bad JSON ({e}): {out}"))
-    }
-
     /// The transactions, newest first, as `log --format json` gives them.
     fn log(&self) -> Vec<Value> {
         match self.json("log --format json") {
@@ -86,7 +26,7 @@ impl Db {
 
     /// Commit a file with arbitrary bytes directly through the engine.
     fn write_raw(&self, path: &str, bytes: &[u8]) -> u64 {
-        let mut engine = Engine::open(&self.path).expect("open");
+        let mut engine = Engine::open(&self.db).expect("open");
         let p = VPath::parse(path).expect("path");
         let (_, info) = engine
             .autocommit("main", &Actor::default(), "raw write", |tx| {

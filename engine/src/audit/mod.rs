@@ -73,7 +73,7 @@ impl Engine {
         if query.trim().is_empty() {
             return Err(Error::Sql("the query is empty".to_string()));
         }
-        let s = scan(query, VIEWS)?;
+        let s = scan(query, |v| kind(v).is_some())?;
         let base = match as_of {
             Some(r) => self.sql_moment(branch, r)?,
             None => {
@@ -85,7 +85,14 @@ impl Engine {
             }
         };
         let base_lineage = self.moment_lineage(&base)?;
-        let dialect = self.backend().dialect()?;
+        let dialect = match &self.dialect {
+            Some(d) => d.clone(),
+            None => {
+                let d = self.backend().dialect()?;
+                self.dialect = Some(d.clone());
+                d
+            }
+        };
         let mut ctes = Vec::new();
         for v in &s.plain {
             let k = kind(v).ok_or_else(|| Error::Sql(format!("no view named {v}")))?;
@@ -168,8 +175,8 @@ impl Engine {
 fn temporal_views() -> String {
     VIEWS
         .iter()
-        .filter(|v| !matches!(kind(v), Some(Kind::Branches | Kind::ShellHistory)))
-        .copied()
+        .filter(|(_, k)| !matches!(k, Kind::Branches | Kind::ShellHistory))
+        .map(|(v, _)| *v)
         .collect::<Vec<_>>()
         .join(", ")
 }

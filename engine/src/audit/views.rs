@@ -42,20 +42,6 @@ pub enum Window {
     All,
 }
 
-/// Every view, in documentation order.
-pub const VIEWS: &[&str] = &[
-    "transactions",
-    "branches",
-    "files",
-    "file_history",
-    "config",
-    "config_history",
-    "processes",
-    "process_history",
-    "logs",
-    "shell_history",
-];
-
 /// What a view reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -76,39 +62,30 @@ pub enum Kind {
     ShellHistory,
 }
 
-/// What a view name reads.
+const fn state(space: &'static str, history: bool) -> Kind {
+    Kind::Versions { space, history }
+}
+
+/// Every view and what it reads, in documentation order.
+pub const VIEWS: &[(&str, Kind)] = &[
+    ("transactions", Kind::Transactions),
+    ("branches", Kind::Branches),
+    ("files", state("file", false)),
+    ("file_history", state("file", true)),
+    ("config", state("config", false)),
+    ("config_history", state("config", true)),
+    ("processes", state("process", false)),
+    ("process_history", state("process", true)),
+    ("logs", Kind::Logs),
+    ("shell_history", Kind::ShellHistory),
+];
+
+/// What a view name reads (None: not a view).
 pub fn kind(view: &str) -> Option<Kind> {
-    Some(match view {
-        "transactions" => Kind::Transactions,
-        "branches" => Kind::Branches,
-        "files" => Kind::Versions {
-            space: "file",
-            history: false,
-        },
-        "file_history" => Kind::Versions {
-            space: "file",
-            history: true,
-        },
-        "config" => Kind::Versions {
-            space: "config",
-            history: false,
-        },
-        "config_history" => Kind::Versions {
-            space: "config",
-            history: true,
-        },
-        "processes" => Kind::Versions {
-            space: "process",
-            history: false,
-        },
-        "process_history" => Kind::Versions {
-            space: "process",
-            history: true,
-        },
-        "logs" => Kind::Logs,
-        "shell_history" => Kind::ShellHistory,
-        _ => return None,
-    })
+    VIEWS
+        .iter()
+        .find(|(name, _)| *name == view)
+        .map(|(_, k)| *k)
 }
 
 /// ISO 8601 UTC text with microseconds (`2026-11-23T10:00:00.000000Z`) of a
@@ -336,9 +313,9 @@ mod tests {
     use crate::types::LineageStep;
 
     #[test]
-    fn every_view_has_a_kind() {
-        for v in VIEWS {
-            assert!(kind(v).is_some(), "{v}");
+    fn views_are_found_by_name() {
+        for (v, k) in VIEWS {
+            assert_eq!(kind(v), Some(*k), "{v}");
         }
         assert!(kind("versions").is_none());
     }

@@ -308,6 +308,26 @@ pub trait Backend {
     fn file_keys(&mut self) -> Result<Vec<KeyRow>>;
 }
 
+/// A statement that returns no columns is not a query; it is refused
+/// before it runs.
+pub(super) fn no_rows() -> crate::error::Error {
+    crate::error::Error::Sql(
+        "refused: the statement returns no rows (SET, COMMIT, DDL...): audit queries run SELECT, \
+         WITH, VALUES, EXPLAIN or SHOW; nothing was changed"
+            .to_string(),
+    )
+}
+
+/// Describe a row the chain cannot cover.
+pub(super) fn stray_text(what: &str, tx: TxId, branch: i64, tx_branch: Option<i64>) -> String {
+    match tx_branch {
+        None => format!("{what} names transaction T{tx}, which does not exist (a row was added by hand, or its transaction deleted)"),
+        Some(b) => format!(
+            "{what} of T{tx} is stamped with branch {branch}, but T{tx} was committed on branch {b} (a row was added or changed by hand)"
+        ),
+    }
+}
+
 /// A `keys` row of the file tree, for `verify`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRow {

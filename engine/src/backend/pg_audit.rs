@@ -5,8 +5,7 @@
 //! back, and session-level advisory locks the query took are released.
 
 use super::postgres::{pg_err, PostgresBackend};
-use super::sqlite_audit::stray_text;
-use super::KeyRow;
+use super::{no_rows, stray_text, KeyRow};
 use crate::audit::{Dialect, SqlRows, SqlValue};
 use crate::error::{Error, Result};
 use crate::types::TxId;
@@ -37,16 +36,6 @@ fn sql_error(e: postgres::Error) -> Error {
         }
         None => Error::Sql(e.to_string()),
     }
-}
-
-/// A statement that returns no columns is not a query; it is refused
-/// before it runs.
-pub(super) fn no_rows() -> Error {
-    Error::Sql(
-        "refused: the statement returns no rows (SET, COMMIT, DDL...): audit queries run SELECT, \
-         WITH, VALUES, EXPLAIN or SHOW; nothing was changed"
-            .to_string(),
-    )
 }
 
 /// A value in PostgreSQL's text form, typed by its column type.

@@ -3,7 +3,7 @@
 //! else. The database refuses writes; the query text is never inspected.
 
 use super::sqlite::SqliteBackend;
-use super::KeyRow;
+use super::{no_rows, stray_text, KeyRow};
 use crate::audit::{SqlRows, SqlValue};
 use crate::error::{Error, Result};
 use crate::types::TxId;
@@ -13,42 +13,31 @@ use rusqlite::{Connection, OpenFlags};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Pragmas that only read (a table's columns, the list of indexes, ...).
-/// Any other pragma, and any of these given a value to set, is refused.
-const READ_PRAGMAS: &[&str] = &[
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "database_list",
-    "collation_list",
-    "function_list",
-    "module_list",
-    "pragma_list",
-    "compile_options",
-    "page_count",
-    "page_size",
-    "freelist_count",
-    "user_version",
-    "schema_version",
-    "data_version",
-    "integrity_check",
-    "quick_check",
-];
-/// Pragmas whose argument names a table, not a value to set.
-const TABLE_ARG_PRAGMAS: &[&str] = &[
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "integrity_check",
-    "quick_check",
+/// Pragmas that only read, and whether their argument names a table (and
+/// so may be given) rather than a value to set. Any other pragma, and any
+/// of these given a value to set, is refused.
+const READ_PRAGMAS: &[(&str, bool)] = &[
+    ("table_info", true),
+    ("table_xinfo", true),
+    ("table_list", true),
+    ("index_list", true),
+    ("index_info", true),
+    ("index_xinfo", true),
+    ("foreign_key_list", true),
+    ("integrity_check", true),
+    ("quick_check", true),
+    ("database_list", false),
+    ("collation_list", false),
+    ("function_list", false),
+    ("module_list", false),
+    ("pragma_list", false),
+    ("compile_options", false),
+    ("page_count", false),
+    ("page_size", false),
+    ("freelist_count", false),
+    ("user_version", false),
+    ("schema_version", false),
+    ("data_version", false),
 ];
 /// Functions with effects outside the query.
 const EFFECT_FUNCTIONS: &[&str] = &[
@@ -76,8 +65,9 @@ fn refusal(action: &AuthAction<'_>) -> Option<String> {
             pragma_value,
         } => {
             let p = pragma_name.to_ascii_lowercase();
-            let reads = READ_PRAGMAS.contains(&p.as_str())
-                && (pragma_value.is_none() || TABLE_ARG_PRAGMAS.contains(&p.as_str()));
+            let reads = READ_PRAGMAS
+                .iter()
+                .any(|(name, table_arg)| *name == p && (pragma_value.is_none() || *table_arg));
             if reads {
                 return None;
             }
@@ -185,7 +175,7 @@ impl SqliteBackend {
             ));
         }
         if stmt.column_count() == 0 {
-            return Err(super::pg_audit::no_rows());
+            return Err(no_rows());
         }
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
         let n = columns.len();
@@ -257,16 +247,6 @@ impl SqliteBackend {
             out.push(row?);
         }
         Ok(out)
-    }
-}
-
-/// Describe a row the chain cannot cover.
-pub(super) fn stray_text(what: &str, tx: TxId, branch: i64, tx_branch: Option<i64>) -> String {
-    match tx_branch {
-        None => format!("{what} names transaction T{tx}, which does not exist (a row was added by hand, or its transaction deleted)"),
-        Some(b) => format!(
-            "{what} of T{tx} is stamped with branch {branch}, but T{tx} was committed on branch {b} (a row was added or changed by hand)"
-        ),
     }
 }
 

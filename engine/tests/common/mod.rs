@@ -47,3 +47,36 @@ pub fn fresh() -> TestDb {
         dir,
     }
 }
+
+/// Every transaction on main, oldest first, checked: ids 1..=head,
+/// contiguous and strictly increasing, commit times non-decreasing.
+pub fn checked_log(engine: &mut dbos_engine::Engine) -> Vec<dbos_engine::TxInfo> {
+    let head = engine.head().unwrap();
+    let mut log = engine.log("main", None, 10_000_000).unwrap();
+    log.reverse();
+    for w in log.windows(2) {
+        assert!(
+            w[0].id < w[1].id,
+            "ids not increasing: T{} T{}",
+            w[0].id,
+            w[1].id
+        );
+        assert!(
+            w[0].time_us <= w[1].time_us,
+            "commit time goes back from T{} to T{}",
+            w[0].id,
+            w[1].id
+        );
+    }
+    let ids: Vec<dbos_engine::TxId> = log.iter().map(|t| t.id).collect();
+    assert_eq!(ids, (1..=head).collect::<Vec<_>>(), "transaction ids");
+    log
+}
+
+/// The hash chain recomputed from the stored rows, from transaction `from`
+/// to the head (trusting `from`'s predecessor): any torn, partial or
+/// altered transaction breaks it.
+pub fn assert_chain_intact(engine: &mut dbos_engine::Engine, from: dbos_engine::TxId) {
+    let report = engine.verify(from, &mut |_, _| {}).unwrap();
+    assert_eq!(report.broken, None, "hash chain broken");
+}

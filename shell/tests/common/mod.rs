@@ -82,9 +82,14 @@ impl Shell {
         }
     }
 
-    /// Run a `-c` script.
+    /// Run a `-c` script (on main).
     pub fn run(&self, script: &str) -> Run {
         self.args(&["-c", script])
+    }
+
+    /// Run a `-c` script on a branch.
+    pub fn run_on(&self, branch: &str, script: &str) -> Run {
+        self.args(&["--branch", branch, "-c", script])
     }
 
     /// Run a `-c` script that must succeed; its standard output.
@@ -92,9 +97,36 @@ impl Shell {
         expect_code(self.run(script), 0, script).out
     }
 
+    /// Run a `-c` script on a branch that must succeed; its standard output.
+    pub fn ok_on(&self, branch: &str, script: &str) -> String {
+        expect_code(
+            self.run_on(branch, script),
+            0,
+            &format!("{script} on {branch}"),
+        )
+        .out
+    }
+
     /// Run a `-c` script that must fail with `code`; its standard error.
     pub fn fails(&self, script: &str, code: i32) -> String {
         expect_code(self.run(script), code, script).err
+    }
+
+    /// Run a `-c` script on a branch that must fail with `code`; its
+    /// standard error.
+    pub fn fails_on(&self, branch: &str, script: &str, code: i32) -> String {
+        expect_code(
+            self.run_on(branch, script),
+            code,
+            &format!("{script} on {branch}"),
+        )
+        .err
+    }
+
+    /// Run a `-c` script that must succeed and print JSON; the document.
+    pub fn json(&self, script: &str) -> serde_json::Value {
+        let out = self.ok(script);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{script:?}: bad JSON ({e}): {out}"))
     }
 }
 
