@@ -75,6 +75,24 @@ pub struct PostgresBackend {
     missing: HashMap<(Space, String), TxId>,
     /// The newest transaction id this connection has seen committed.
     seen_head: TxId,
+    /// Point reads at one lineage, carried over this connection's commits.
+    reads: Option<ReadCache>,
+}
+
+/// Point reads remembered at most (then forgotten all at once).
+const READ_CACHE_MAX: usize = 100_000;
+
+/// The visible versions of keys in one lineage. What a lineage shows never
+/// changes (history is append-only, and no transaction can commit with an
+/// id at or below one already committed), so these are facts, not guesses.
+/// After this connection commits T on branch B from snapshot T-1 (nobody
+/// committed in between), B's lineage up to T shows exactly what it showed
+/// up to T-1 plus T's writes, so the cache moves on to it (`advance`): a
+/// single writer's next transaction reads what it just wrote without
+/// asking the server.
+struct ReadCache {
+    lineage: Lineage,
+    entries: HashMap<(Space, String), Option<VersionRecord>>,
 }
 
 type PgError = tokio_postgres::Error;
@@ -497,6 +515,7 @@ impl PostgresBackend {
             key_ids: HashMap::new(),
             missing: HashMap::new(),
             seen_head: 0,
+            reads: None,
         };
         me.migrate()?;
         Ok(me)
@@ -726,12 +745,14 @@ impl PostgresBackend {
 /// Intern keys, one depth of the tree at a time: `$3` names each key's
 /// parent directory (NULL: none), found among the keys, so a level sees the
 /// one before (statements of a pipeline run in order). A key whose parent
-/// is missing is left out, so the versions statement then fails on it.
+/// is missing gets no parent id, which its space forbids for files below
+/// the root only in our own code: the versions statement then fails on
+/// its children, never silently.
 const KEYS_SQL: &str = "INSERT INTO keys(space, path, parent_id, name) \
-     SELECT q.space, q.path, p.id, q.name \
+     SELECT q.space, q.path, \
+     (SELECT p.id FROM keys p WHERE p.space = 'file' AND p.path = q.parent), q.name \
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS q(space, path, parent, name) \
-     LEFT JOIN keys p ON p.space = 'file' AND p.path = q.parent \
-     WHERE q.parent IS NULL OR p.id IS NOT NULL \
+     WHERE q.parent IS NULL OR EXISTS (SELECT 1 FROM keys p WHERE p.space = 'file' AND p.path = q.parent) \
      ON CONFLICT (space, path) DO NOTHING RETURNING id, space, path";
 
 /// Store chunks and give the ids of every chunk named in `$5`: the new ones
@@ -768,38 +789,57 @@ const HEAD_SQL: &str = "SELECT h.id, h.time_us, h.hash, \
         AND v.branch_id = $3 AND v.tx_id > $4 LIMIT 1) \
        LIMIT 1) c ON true";
 
-/// Upsert versions, one row per array element; the key's id is looked up
-/// by (space, path), and a key that does not exist fails the statement
-/// (`key_id` is NOT NULL). periods moves each replaced row to history.
-macro_rules! versions_upsert {
-    () => {
+/// Parameters of one `versions_sql` statement.
+const VERSION_PARAMS: usize = 14;
+
+/// Insert versions, one row per element of the arrays from `$first` on:
+/// key id (NULL: looked up by space and path; a key that does not exist
+/// fails the statement, `key_id` being NOT NULL), space, path, branch,
+/// transaction, then the columns. With `upsert` the row replaces the key's
+/// version on its branch (periods moves the replaced row to history);
+/// without, the keys must be new (interned by this very transaction), which
+/// spares the conflict check.
+fn versions_sql(first: usize, upsert: bool) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    let mut sql = format!(
         "INSERT INTO versions(key_id, branch_id, tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value) \
-         SELECT (SELECT k.id FROM keys k WHERE k.space = q.space AND k.path = q.path), \
+         SELECT COALESCE(q.key_id, (SELECT k.id FROM keys k WHERE k.space = q.space AND k.path = q.path)), \
          q.branch_id, q.tx_id, q.kind, q.mode, q.uid, q.gid, q.size, q.mtime_ns, q.digest, q.manifest, q.value \
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::smallint[], $6::bigint[], \
-         $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bytea[], $12::bytea[], $13::text[]) \
-         AS q(space, path, branch_id, tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value) \
-         ON CONFLICT (key_id, branch_id) DO UPDATE SET tx_id = EXCLUDED.tx_id, kind = EXCLUDED.kind, \
-         mode = EXCLUDED.mode, uid = EXCLUDED.uid, gid = EXCLUDED.gid, size = EXCLUDED.size, \
-         mtime_ns = EXCLUDED.mtime_ns, digest = EXCLUDED.digest, manifest = EXCLUDED.manifest, \
-         value = EXCLUDED.value"
-    };
+         FROM unnest({}::bigint[], {}::text[], {}::text[], {}::bigint[], {}::bigint[], {}::smallint[], \
+         {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bytea[], {}::bytea[], {}::text[]) \
+         AS q(key_id, space, path, branch_id, tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value)",
+        p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(13)
+    );
+    if upsert {
+        sql.push_str(
+            " ON CONFLICT (key_id, branch_id) DO UPDATE SET tx_id = EXCLUDED.tx_id, kind = EXCLUDED.kind, \
+             mode = EXCLUDED.mode, uid = EXCLUDED.uid, gid = EXCLUDED.gid, size = EXCLUDED.size, \
+             mtime_ns = EXCLUDED.mtime_ns, digest = EXCLUDED.digest, manifest = EXCLUDED.manifest, \
+             value = EXCLUDED.value",
+        );
+    }
+    sql
 }
 
-const VERSIONS_SQL: &str = versions_upsert!();
-
-/// A commit's rows in one statement: its versions, its log rows (in order)
-/// and its transaction row (`$19`..`$28`).
-const DATA_SQL: &str = concat!(
-    "WITH v AS (",
-    versions_upsert!(),
-    "), l AS (INSERT INTO log_entries(branch_id, tx_id, time_us, source, severity, message, process_id) \
-     SELECT $20, $19, q.time_us, q.source, q.severity, q.message, q.process_id \
-     FROM unnest($14::bigint[], $15::text[], $16::smallint[], $17::text[], $18::bigint[]) \
-     WITH ORDINALITY AS q(time_us, source, severity, message, process_id, ord) ORDER BY q.ord) \
-     INSERT INTO transactions(id, branch_id, time_us, author, host, command, message, merge_branch_id, merge_tx, hash) \
-     VALUES ($19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
-);
+/// A commit's rows in one statement: the versions of keys it interned
+/// (`$1`..), of the others (`$15`..), its log rows in order (`$29`..`$33`)
+/// and its transaction row (`$34`..`$43`).
+fn data_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "WITH vn AS ({}), vu AS ({}), \
+             l AS (INSERT INTO log_entries(branch_id, tx_id, time_us, source, severity, message, process_id) \
+             SELECT $35, $34, q.time_us, q.source, q.severity, q.message, q.process_id \
+             FROM unnest($29::bigint[], $30::text[], $31::smallint[], $32::text[], $33::bigint[]) \
+             WITH ORDINALITY AS q(time_us, source, severity, message, process_id, ord) ORDER BY q.ord) \
+             INSERT INTO transactions(id, branch_id, time_us, author, host, command, message, merge_branch_id, merge_tx, hash) \
+             VALUES ($34, $35, $36, $37, $38, $39, $40, $41, $42, $43)",
+            versions_sql(1, false),
+            versions_sql(1 + VERSION_PARAMS, true)
+        )
+    })
+}
 
 const LOCK_SQL: &str = "SELECT pg_advisory_lock($1)";
 /// A commit's transaction. Its statements have the same shape every time
@@ -859,9 +899,10 @@ fn plan_keys<'a>(
     levels.into_values().collect()
 }
 
-/// Version rows as statement arrays (`VERSIONS_SQL`'s `$1`..`$13`).
+/// Version rows as statement arrays (`versions_sql`'s parameters).
 #[derive(Default)]
 struct VersionRows<'a> {
+    key_ids: Vec<Option<i64>>,
     spaces: Vec<&'static str>,
     paths: Vec<&'a str>,
     branches: Vec<i64>,
@@ -878,10 +919,11 @@ struct VersionRows<'a> {
 }
 
 impl<'a> VersionRows<'a> {
-    /// Add `w` as written by `tx` on `branch`; `chunk_id` gives the ids of
-    /// the chunks its content references.
+    /// Add `w` as written by `tx` on `branch` (`key`: its key's id when
+    /// known); `chunk_id` gives the ids of the chunks its content references.
     fn push(
         &mut self,
+        key: Option<i64>,
         branch: BranchId,
         tx: TxId,
         w: &'a Write,
@@ -898,6 +940,7 @@ impl<'a> VersionRows<'a> {
             }
             None => None,
         };
+        self.key_ids.push(key);
         self.spaces.push(w.space.as_str());
         self.paths.push(&w.path);
         self.branches.push(branch);
@@ -914,12 +957,13 @@ impl<'a> VersionRows<'a> {
         Ok(())
     }
 
-    fn len(&self) -> usize {
-        self.paths.len()
+    fn is_empty(&self) -> bool {
+        self.paths.is_empty()
     }
 
     fn params(&self) -> Vec<Param<'_>> {
         vec![
+            &self.key_ids,
             &self.spaces,
             &self.paths,
             &self.branches,
@@ -995,6 +1039,56 @@ fn tx_info_for(job: &CommitJob<'_>, id: TxId, time_us: i64, prev_hash: &Hash) ->
 }
 
 impl PostgresBackend {
+    /// Carry the read cache over commit `id` of `job`, made right after its
+    /// snapshot (see `ReadCache`).
+    fn advance_reads(&mut self, job: &CommitJob<'_>, id: TxId, chunk_ids: &HashMap<Hash, ChunkId>) {
+        let Some(mut cache) = self.reads.take() else {
+            return;
+        };
+        let from = cache.lineage.steps.first();
+        if from.map(|s| (s.branch, s.upto)) != Some((job.branch, job.snapshot))
+            || cache.entries.len() + job.writes.len() > READ_CACHE_MAX
+        {
+            return;
+        }
+        for w in job.writes {
+            // The version exactly as a read would give it back.
+            let c = columns(&w.entry);
+            let manifest = match c.chunks {
+                Some(chunks) => {
+                    let ids: Option<Vec<ChunkId>> = chunks
+                        .iter()
+                        .map(|r| match r {
+                            ChunkRef::Stored(id) => Some(*id),
+                            ChunkRef::Pending(h) => chunk_ids.get(h).copied(),
+                        })
+                        .collect();
+                    match ids {
+                        Some(ids) => Some(encode_manifest(&ids)),
+                        None => return,
+                    }
+                }
+                None => None,
+            };
+            let raw = RawVersion {
+                mode: c.meta.mode,
+                uid: c.meta.uid,
+                gid: c.meta.gid,
+                size: c.size as i64,
+                mtime_ns: c.meta.mtime_ns,
+                digest: c.digest,
+                manifest,
+                value: c.value.map(str::to_string),
+            };
+            let Ok(v) = decode_version(id, c.kind, raw) else {
+                return;
+            };
+            cache.entries.insert((w.space, w.path.clone()), Some(v));
+        }
+        cache.lineage.steps[0].upto = id;
+        self.reads = Some(cache);
+    }
+
     /// Give up an open commit: roll back, and free the lock if held.
     fn release(&mut self, unlock: bool) {
         let mut steps = vec![Step::Simple("ROLLBACK")];
@@ -1023,7 +1117,7 @@ impl PostgresBackend {
         let keys_st = self.conn.stmt(KEYS_SQL)?;
         let chunks_st = self.conn.stmt(CHUNKS_SQL)?;
         let head_st = self.conn.stmt(HEAD_SQL)?;
-        let data_st = self.conn.stmt(DATA_SQL)?;
+        let data_st = self.conn.stmt(data_sql())?;
         let unlock = self.conn.stmt(UNLOCK_SQL)?;
 
         let key_ids = &self.key_ids;
@@ -1195,15 +1289,28 @@ impl PostgresBackend {
         // taken after the commit lock, so it follows commit order.
         let info = tx_info_for(job, id, started.max(head_time), &prev_hash);
 
-        let mut versions = VersionRows::default();
+        // Versions of the keys this transaction interned need no conflict
+        // check; the others replace the key's version on the branch.
+        let fresh_ids: HashMap<(Space, &str), i64> = new_keys
+            .iter()
+            .map(|(s, p, id)| ((*s, p.as_str()), *id))
+            .collect();
+        let (mut fresh, mut versions) = (VersionRows::default(), VersionRows::default());
         for w in job.writes {
-            let pushed = versions.push(job.branch, id, w, |c| match c {
+            let chunk = |c: &ChunkRef| match c {
                 ChunkRef::Stored(id) => Ok(*id),
                 ChunkRef::Pending(h) => chunk_ids
                     .get(h)
                     .copied()
                     .ok_or_else(|| corrupt("a pending chunk was never stored")),
-            });
+            };
+            let pushed = match fresh_ids.get(&(w.space, w.path.as_str())) {
+                Some(key) => fresh.push(Some(*key), job.branch, id, w, chunk),
+                None => {
+                    let key = self.key_ids.get(&(w.space, w.path.clone())).copied();
+                    versions.push(key, job.branch, id, w, chunk)
+                }
+            };
             if let Err(e) = pushed {
                 self.release(true);
                 return Err(e);
@@ -1222,7 +1329,8 @@ impl PostgresBackend {
         let merge_branch = info.merge.map(|m| m.0);
         let merge_tx = info.merge.map(|m| m.1 as i64);
         let hash = &info.hash[..];
-        let mut data = versions.params();
+        let mut data = fresh.params();
+        data.extend(versions.params());
         data.extend([
             &l_times as Param<'_>,
             &l_sources,
@@ -1270,6 +1378,9 @@ impl PostgresBackend {
         }
         if unlocked.is_err() {
             self.release(true);
+        }
+        if head == job.snapshot {
+            self.advance_reads(job, id, &chunk_ids);
         }
         for (space, path, id) in new_keys {
             self.note_key(space, path, id);
@@ -1524,14 +1635,30 @@ impl Backend for PostgresBackend {
         space: Space,
         path: &str,
     ) -> Result<Option<VersionRecord>> {
-        if let Some(k) = self.key_ids.get(&(space, path.to_string())) {
+        let key = (space, path.to_string());
+        if let Some(c) = self.reads.as_ref().filter(|c| c.lineage == *lineage) {
+            if let Some(v) = c.entries.get(&key) {
+                return Ok(v.clone());
+            }
+        }
+        let v = if let Some(k) = self.key_ids.get(&key) {
             let k = *k;
-            return self.read_by_key(k, lineage);
-        }
-        if self.known_missing(space, path, lineage) {
-            return Ok(None);
-        }
-        self.read_by_path(lineage, space, path)
+            self.read_by_key(k, lineage)?
+        } else if self.known_missing(space, path, lineage) {
+            None
+        } else {
+            self.read_by_path(lineage, space, path)?
+        };
+        let cache = match self.reads.take() {
+            Some(c) if c.lineage == *lineage && c.entries.len() < READ_CACHE_MAX => c,
+            _ => ReadCache {
+                lineage: lineage.clone(),
+                entries: HashMap::new(),
+            },
+        };
+        let cache = self.reads.insert(cache);
+        cache.entries.insert(key, v.clone());
+        Ok(v)
     }
 
     fn children(&mut self, lineage: &Lineage, dir: &str) -> Result<Vec<(String, VersionRecord)>> {
@@ -1950,7 +2077,8 @@ impl PostgresBackend {
             }
         }
         let keys_st = self.conn.stmt(KEYS_SQL)?;
-        let versions_st = self.conn.stmt(VERSIONS_SQL)?;
+        let fresh_st = self.conn.stmt(&versions_sql(1, false))?;
+        let versions_st = self.conn.stmt(&versions_sql(1, true))?;
         let logs_st = self.conn.stmt(
             "INSERT INTO log_entries(id, branch_id, tx_id, time_us, source, severity, message, process_id) \
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], \
@@ -1966,16 +2094,29 @@ impl PostgresBackend {
                 .flat_map(|(_, w, _)| w.iter().map(|w| (w.space, w.path.as_str()))),
             |s, p| known.contains(&(s, p.to_string())),
         );
-        let mut versions = VersionRows::default();
+        // Keys interned by this batch have no versions yet (the database
+        // was empty and the lock is held): their rows need no conflict check.
+        let interned: HashSet<(Space, &str)> = levels
+            .iter()
+            .flat_map(|l| l.spaces.iter().zip(&l.paths))
+            .filter_map(|(s, p)| Some((Space::from_name(s)?, *p)))
+            .collect();
+        let (mut fresh, mut versions) = (VersionRows::default(), VersionRows::default());
         for (info, writes, _) in &txs {
             for w in writes {
-                versions.push(info.branch_id, info.id, w, |c| match c {
+                let chunk = |c: &ChunkRef| match c {
                     ChunkRef::Stored(id) => Ok(*id),
                     ChunkRef::Pending(h) => chunk_ids
                         .get(h)
                         .copied()
                         .ok_or_else(|| corrupt("a pending chunk was never stored")),
-                })?;
+                };
+                let rows = if interned.contains(&(w.space, w.path.as_str())) {
+                    &mut fresh
+                } else {
+                    &mut versions
+                };
+                rows.push(None, info.branch_id, info.id, w, chunk)?;
             }
         }
         let logs: Vec<(&TxInfo, &StoredLog)> = txs
@@ -2019,7 +2160,10 @@ impl PostgresBackend {
                 )
             })
             .collect();
-        if versions.len() > 0 {
+        if !fresh.is_empty() {
+            steps.push(Step::Query(fresh_st, fresh.params()));
+        }
+        if !versions.is_empty() {
             steps.push(Step::Query(versions_st, versions.params()));
         }
         if !logs.is_empty() {
@@ -2321,6 +2465,7 @@ impl PostgresBackend {
         })?;
         self.key_ids.clear();
         self.missing.clear();
+        self.reads = None;
         Ok(())
     }
 }
