@@ -17,19 +17,23 @@
 //!    its own `Engine`, autocommits of 100 B files on its own paths), all on
 //!    one branch and each on its own branch, against
 //!    `pgbench -b simple-update -c N -j N -T secs` on the same server.
+//! 4. `dbos db copy` of a SQLite database holding 10^5 versions (2,000
+//!    transactions of 50 files of 100 B over 5,000 paths) into PostgreSQL,
+//!    and of that copy back into a new SQLite file: time and versions/s,
+//!    split into import and verification (no goal set; no baseline).
+
+mod support;
+use support::*;
 
 use dbos_engine::{Actor, Engine, VPath};
 use postgres::{Client, NoTls};
 use rand::distributions::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::error::Error as StdError;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-
-type BenchResult<T> = std::result::Result<T, Box<dyn StdError + Send + Sync>>;
 
 /// Problem sizes; `DBOS_BENCH_QUICK=1` shrinks them.
 struct Sizes {
@@ -39,6 +43,7 @@ struct Sizes {
     bulk_files: usize,
     bulk_rounds: usize,
     run_secs: u64,
+    copy_txs: usize,
 }
 
 impl Sizes {
@@ -54,6 +59,7 @@ impl Sizes {
                 bulk_files: 2_000,
                 bulk_rounds: 3,
                 run_secs: 3,
+                copy_txs: 200,
             }
         } else {
             Sizes {
@@ -63,6 +69,7 @@ impl Sizes {
                 bulk_files: 10_000,
                 bulk_rounds: 5,
                 run_secs: 10,
+                copy_txs: 2_000,
             }
         }
     }
@@ -70,55 +77,8 @@ impl Sizes {
 
 // ----- helpers -------------------------------------------------------------------
 
-fn vp(s: &str) -> VPath {
-    VPath::parse(s).expect("valid bench path")
-}
-
-fn median_p99(samples: &[Duration]) -> (Duration, Duration) {
-    let mut v = samples.to_vec();
-    v.sort_unstable();
-    if v.is_empty() {
-        return (Duration::ZERO, Duration::ZERO);
-    }
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
-}
-
-fn median(samples: &[Duration]) -> Duration {
-    median_p99(samples).0
-}
-
-fn fmt_dur(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns >= 1_000_000_000 {
-        format!("{:.3} s", d.as_secs_f64())
-    } else if ns >= 1_000_000 {
-        format!("{:.3} ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.1} us", d.as_secs_f64() * 1e6)
-    }
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64().max(1e-12)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "MET"
-    } else {
-        "MISSED"
-    }
-}
-
 fn random_text(rng: &mut StdRng, len: usize) -> Vec<u8> {
     rng.sample_iter(&Alphanumeric).take(len).collect()
-}
-
-fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let start = Instant::now();
-    let out = f();
-    (out, start.elapsed())
 }
 
 /// Fresh databases on the server, dropped at the end.
@@ -513,6 +473,100 @@ fn goal_concurrency(srv: &mut Server, sz: &Sizes) -> BenchResult<()> {
     Ok(())
 }
 
+// ----- 4: dbos db copy ---------------------------------------------------------------------
+
+/// Files written by each transaction of the copied database.
+const COPY_FILES_PER_TX: usize = 50;
+/// Distinct paths they cycle through (each rewritten many times).
+const COPY_PATHS: usize = 5_000;
+/// Directories the paths are spread over.
+const COPY_DIRS: usize = 50;
+
+/// Time one `dbos db copy`, split where verification starts.
+fn timed_copy(src: &str, dst: &str) -> BenchResult<(Duration, Duration, u64)> {
+    let start = Instant::now();
+    let mut verify_at = None;
+    let report = dbos_engine::copy::copy(
+        src,
+        dst,
+        &dbos_engine::copy::CopyOptions::default(),
+        &mut |msg: &str| {
+            if verify_at.is_none() && msg.starts_with("verifying") {
+                verify_at = Some(start.elapsed());
+            }
+        },
+    )?;
+    let total = start.elapsed();
+    Ok((total, verify_at.unwrap_or(total), report.transactions))
+}
+
+fn goal_copy(srv: &mut Server, sz: &Sizes) -> BenchResult<()> {
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("source.db");
+    let src = src
+        .to_str()
+        .ok_or("temporary path is not UTF-8")?
+        .to_string();
+    let actor = Actor::default();
+    let mut rng = StdRng::seed_from_u64(4);
+    let (made, _) = time(|| -> BenchResult<()> {
+        let mut engine = Engine::open(&src)?;
+        engine.autocommit("main", &actor, "mkdir", |tx| {
+            for d in 0..COPY_DIRS {
+                tx.mkdir(&vp(&format!("/d{d:02}")), false, 0o755)?;
+            }
+            Ok(())
+        })?;
+        let mut next = 0usize;
+        for _ in 0..sz.copy_txs {
+            let files: Vec<(VPath, Vec<u8>)> = (0..COPY_FILES_PER_TX)
+                .map(|_| {
+                    let i = next % COPY_PATHS;
+                    next += 1;
+                    let path = vp(&format!("/d{:02}/f{i:04}", i % COPY_DIRS));
+                    (path, random_text(&mut rng, 100))
+                })
+                .collect();
+            engine.autocommit("main", &actor, "write", |tx| {
+                for (p, b) in &files {
+                    tx.write_bytes(p, b)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    });
+    made?;
+    let versions = sz.copy_txs * COPY_FILES_PER_TX + COPY_DIRS + 1;
+    let rate = |d: Duration| versions as f64 / d.as_secs_f64().max(1e-9);
+    let pg = srv.fresh("copy")?;
+    let (total, import, txs) = timed_copy(&src, &pg)?;
+    println!(
+        "4. dbos db copy, {versions} versions in {txs} transactions: SQLite -> PostgreSQL {} \
+         ({:.0} versions/s; import {} = {:.0} versions/s, verification {})",
+        fmt_dur(total),
+        rate(total),
+        fmt_dur(import),
+        rate(import),
+        fmt_dur(total.saturating_sub(import))
+    );
+    let back = dir.path().join("back.db");
+    let back = back
+        .to_str()
+        .ok_or("temporary path is not UTF-8")?
+        .to_string();
+    let (total, import, _) = timed_copy(&pg, &back)?;
+    println!(
+        "   PostgreSQL -> SQLite {} ({:.0} versions/s; import {} = {:.0} versions/s, verification {})",
+        fmt_dur(total),
+        rate(total),
+        fmt_dur(import),
+        rate(import),
+        fmt_dur(total.saturating_sub(import))
+    );
+    Ok(())
+}
+
 fn main() -> BenchResult<()> {
     let Some(url) = std::env::var("DBOS_TEST_PG").ok().filter(|u| !u.is_empty()) else {
         println!(
@@ -549,6 +603,9 @@ fn main() -> BenchResult<()> {
     }
     if wanted("3") {
         goal_concurrency(&mut srv, &sz)?;
+    }
+    if wanted("4") {
+        goal_copy(&mut srv, &sz)?;
     }
     println!("total time {}", fmt_dur(start.elapsed()));
     Ok(())

@@ -245,8 +245,8 @@ impl Engine {
 
     /// Begin a transaction on `branch`, reading the newest committed state.
     pub fn begin(&mut self, branch: &str, actor: &Actor) -> Result<Txn<'_>> {
-        let b = self.branch(branch)?;
-        let snapshot = self.backend.head()?;
+        let (b, snapshot) = self.backend.branch_and_head(branch)?;
+        let b = b.ok_or_else(|| Error::NoSuchBranch(branch.to_string()))?;
         let lineage = self.lineage(&b, snapshot)?;
         Ok(Txn {
             engine: self,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A benchmark step's result.
-pub type BenchResult<T> = std::result::Result<T, Box<dyn StdError>>;
+pub type BenchResult<T> = std::result::Result<T, Box<dyn StdError + Send + Sync>>;
 
 /// A path known to be valid.
 pub fn vp(s: &str) -> VPath {

@@ -160,6 +160,13 @@ pub trait Backend {
     /// when the database is new. Safe against concurrent openers.
     fn bootstrap(&mut self, meta: &CommitMeta, host: &str, root: &Entry) -> Result<()>;
 
+    /// A live branch by name and the newest committed transaction id, read
+    /// together when a transaction begins (a backend may answer both at once).
+    fn branch_and_head(&mut self, name: &str) -> Result<(Option<BranchInfo>, TxId)> {
+        let branch = self.branch_by_name(name)?;
+        Ok((branch, self.head()?))
+    }
+
     /// Live branches, by id.
     fn branches(&mut self) -> Result<Vec<BranchInfo>>;
     /// A live branch by name.

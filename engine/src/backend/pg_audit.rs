@@ -4,21 +4,19 @@
 //! the query text is never inspected. The transaction is always rolled
 //! back, and session-level advisory locks the query took are released.
 
-use super::postgres::{pg_err, PostgresBackend};
+use super::postgres::{Conn, PostgresBackend};
 use super::{no_rows, stray_text, KeyRow};
 use crate::audit::{Dialect, SqlRows, SqlValue};
 use crate::error::{Error, Result};
 use crate::types::TxId;
-use postgres::types::Type;
-use postgres::SimpleQueryMessage;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::types::Type;
+use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 /// SQLSTATEs that mean "refused": read-only transaction, no privilege.
 const REFUSED: &[&str] = &["25006", "42501"];
 
-fn sql_error(e: postgres::Error) -> Error {
+fn sql_error(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
         Some(db) if REFUSED.contains(&db.code().code()) => Error::Sql(format!(
             "refused: {}: audit queries are read-only; nothing was changed",
@@ -66,20 +64,70 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Prepare `sql` (which proves it is one statement and gives the column
+/// types), then run it with the simple protocol, which gives every value in
+/// its text form whatever its type. While it runs, `cancel` is asked every
+/// 50 ms; when it says stop, the server gets a cancel request (over a plain
+/// connection: the server checks a cancel request's secret key, not
+/// pg_hba, so this works beside TLS sessions too).
+fn run_statement(conn: &Conn, sql: &str, cancel: Option<fn() -> bool>) -> Result<SqlRows> {
+    let client = &conn.client;
+    let work = async {
+        let stmt = client.prepare(sql).await.map_err(sql_error)?;
+        if stmt.columns().is_empty() {
+            return Err(no_rows());
+        }
+        let columns: Vec<String> = stmt
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+        let mut rows = Vec::new();
+        for m in client.simple_query(sql).await.map_err(sql_error)? {
+            if let SimpleQueryMessage::Row(r) = m {
+                rows.push(
+                    types
+                        .iter()
+                        .enumerate()
+                        .map(|(i, ty)| value(ty, r.get(i)))
+                        .collect(),
+                );
+            }
+        }
+        Ok(SqlRows { columns, rows })
+    };
+    let Some(stop) = cancel else {
+        return conn.rt.block_on(work);
+    };
+    let token = client.cancel_token();
+    conn.rt.block_on(async {
+        tokio::pin!(work);
+        let mut cancelled = false;
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = tokio::time::sleep(Duration::from_millis(50)), if !cancelled => {
+                    if stop() {
+                        cancelled = true;
+                        let _ = token.cancel_query(NoTls).await;
+                    }
+                }
+            }
+        }
+    })
+}
+
 impl PostgresBackend {
     /// The schema holding dbos's tables (the first on the search path).
     pub(super) fn audit_dialect(&mut self) -> Result<Dialect> {
-        let loc = self.location.clone();
-        let row = self
-            .client
-            .query_opt(
-                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relname = 'versions' AND c.relkind IN ('r', 'p') AND pg_table_is_visible(c.oid)",
-                &[],
-            )
-            .map_err(pg_err(&loc))?;
-        let schema: String = match row {
-            Some(r) => r.try_get(0).map_err(pg_err(&loc))?,
+        let rows = self.conn.query(
+            "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = 'versions' AND c.relkind IN ('r', 'p') AND pg_table_is_visible(c.oid)",
+            &[],
+        )?;
+        let schema: String = match rows.first() {
+            Some(r) => r.try_get(0).map_err(self.conn.err())?,
             None => "public".to_string(),
         };
         Ok(Dialect::Postgres { schema })
@@ -91,89 +139,31 @@ impl PostgresBackend {
         sql: &str,
         cancel: Option<fn() -> bool>,
     ) -> Result<SqlRows> {
-        let loc = self.location.clone();
-        // A watcher sends the server a cancel request when `cancel` says
-        // so (over a plain connection: the server checks cancel requests'
-        // secret key, not pg_hba, so this works beside TLS sessions too).
-        let done = Arc::new(AtomicBool::new(false));
-        let watcher = cancel.map(|stop| {
-            let token = self.client.cancel_token();
-            let done = Arc::clone(&done);
-            std::thread::spawn(move || {
-                while !done.load(Ordering::SeqCst) {
-                    if stop() {
-                        let _ = token.cancel_query(postgres::NoTls);
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            })
-        });
-        let result = {
-            let mut tx = self
-                .client
-                .build_transaction()
-                .read_only(true)
-                .start()
-                .map_err(pg_err(&loc))?;
-            let reader = tx
-                .query_opt(
-                    "SELECT 1 FROM pg_roles WHERE rolname = 'dbos_reader' \
-                     AND pg_has_role(current_user, oid, 'MEMBER')",
-                    &[],
-                )
-                .map_err(pg_err(&loc))?;
-            if reader.is_some() {
-                tx.batch_execute("SET LOCAL ROLE dbos_reader")
-                    .map_err(pg_err(&loc))?;
+        let conn = &mut self.conn;
+        conn.batch("BEGIN READ ONLY")?;
+        let result = (|| {
+            let reader = conn.query(
+                "SELECT 1 FROM pg_roles WHERE rolname = 'dbos_reader' \
+                 AND pg_has_role(current_user, oid, 'MEMBER')",
+                &[],
+            )?;
+            if !reader.is_empty() {
+                conn.batch("SET LOCAL ROLE dbos_reader")?;
             }
-            // Preparing first proves it is one statement and gives the
-            // column types; the simple protocol then gives every value in
-            // its text form, whatever its type.
-            let run = |tx: &mut postgres::Transaction<'_>| -> Result<SqlRows> {
-                let stmt = tx.prepare(sql).map_err(sql_error)?;
-                if stmt.columns().is_empty() {
-                    return Err(no_rows());
-                }
-                let columns: Vec<String> = stmt
-                    .columns()
-                    .iter()
-                    .map(|c| c.name().to_string())
-                    .collect();
-                let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
-                let mut rows = Vec::new();
-                for m in tx.simple_query(sql).map_err(sql_error)? {
-                    if let SimpleQueryMessage::Row(r) = m {
-                        rows.push(
-                            types
-                                .iter()
-                                .enumerate()
-                                .map(|(i, ty)| value(ty, r.get(i)))
-                                .collect(),
-                        );
-                    }
-                }
-                Ok(SqlRows { columns, rows })
-            };
-            let result = run(&mut tx);
-            done.store(true, Ordering::SeqCst);
-            if let Some(w) = watcher {
-                let _ = w.join();
-            }
-            let _ = tx.rollback();
-            result
-        };
-        // A query may have taken session-level advisory locks (a read-only
-        // transaction allows it); dbos holds none between commits.
-        if !self.client.is_closed() {
-            let _ = self.client.batch_execute("SELECT pg_advisory_unlock_all()");
+            run_statement(conn, sql, cancel)
+        })();
+        if !conn.client.is_closed() {
+            let _ = conn.batch("ROLLBACK");
+            // A query may have taken session-level advisory locks (a
+            // read-only transaction allows it); dbos holds none between
+            // commits.
+            let _ = conn.batch("SELECT pg_advisory_unlock_all()");
         }
         result
     }
 
     /// See `Backend::stray_row`.
     pub(super) fn audit_stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>> {
-        let loc = self.location.clone();
         let mut found = Vec::new();
         for (source, what) in [
             (
@@ -182,9 +172,7 @@ impl PostgresBackend {
             ),
             ("log_entries", "a log row"),
         ] {
-            let row = self
-                .client
-                .query_opt(
+            let rows = self.conn.query(
                     &format!(
                         "SELECT r.tx_id, r.branch_id, t.branch_id FROM {source} r \
                          LEFT JOIN transactions t ON t.id = r.tx_id \
@@ -192,12 +180,11 @@ impl PostgresBackend {
                          ORDER BY r.tx_id LIMIT 1"
                     ),
                     &[&(from as i64)],
-                )
-                .map_err(pg_err(&loc))?;
-            if let Some(r) = row {
-                let tx: i64 = r.try_get(0).map_err(pg_err(&loc))?;
-                let branch: i64 = r.try_get(1).map_err(pg_err(&loc))?;
-                let tx_branch: Option<i64> = r.try_get(2).map_err(pg_err(&loc))?;
+                )?;
+            if let Some(r) = rows.first() {
+                let tx: i64 = r.try_get(0).map_err(self.conn.err())?;
+                let branch: i64 = r.try_get(1).map_err(self.conn.err())?;
+                let tx_branch: Option<i64> = r.try_get(2).map_err(self.conn.err())?;
                 found.push((tx as TxId, stray_text(what, tx as TxId, branch, tx_branch)));
             }
         }
@@ -208,27 +195,23 @@ impl PostgresBackend {
 impl PostgresBackend {
     /// See `Backend::file_keys`.
     pub(super) fn audit_file_keys(&mut self) -> Result<Vec<KeyRow>> {
-        let loc = self.location.clone();
-        let rows = self
-            .client
-            .query(
-                "SELECT k.id, k.path, k.parent_id, k.name, \
+        let rows = self.conn.query(
+            "SELECT k.id, k.path, k.parent_id, k.name, \
                  (SELECT min(v.tx_id) FROM (SELECT key_id, tx_id FROM versions \
                   UNION ALL SELECT key_id, tx_id FROM versions_history) v WHERE v.key_id = k.id) \
                  FROM keys k WHERE k.space = 'file'",
-                &[],
-            )
-            .map_err(pg_err(&loc))?;
+            &[],
+        )?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(KeyRow {
-                id: r.try_get(0).map_err(pg_err(&loc))?,
-                path: r.try_get(1).map_err(pg_err(&loc))?,
-                parent_id: r.try_get(2).map_err(pg_err(&loc))?,
-                name: r.try_get(3).map_err(pg_err(&loc))?,
+                id: r.try_get(0).map_err(self.conn.err())?,
+                path: r.try_get(1).map_err(self.conn.err())?,
+                parent_id: r.try_get(2).map_err(self.conn.err())?,
+                name: r.try_get(3).map_err(self.conn.err())?,
                 first_tx: r
                     .try_get::<_, Option<i64>>(4)
-                    .map_err(pg_err(&loc))?
+                    .map_err(self.conn.err())?
                     .map(|t| t as TxId),
             });
         }

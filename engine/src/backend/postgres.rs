@@ -8,23 +8,34 @@
 //! Commit order: a commit takes a session advisory lock *before* `BEGIN`,
 //! so transaction ids, our recorded commit times and periods' system times
 //! (which PostgreSQL takes at the start of a transaction) all follow commit
-//! order. The lock is held for the few round trips of the commit; a lost
-//! connection rolls the transaction back and frees the lock.
+//! order. A lost connection rolls the transaction back and frees the lock.
+//!
+//! Round trips, not server work, dominate small commits, so a commit is two
+//! pipelined round trips whatever its size (see `commit_tx`): the driver is
+//! tokio-postgres on a private single-threaded runtime (`Conn`), which lets
+//! several prepared statements go out before their answers come back; keys,
+//! chunks and versions are written with one `unnest(...)` statement each.
+//! The server still runs the statements one after the other, in order: the
+//! lock is acquired before `BEGIN` is even read, so the transaction's start
+//! time still follows the lock.
 
 use super::{
     columns, corrupt, decode_version, Backend, BranchRecord, CommitMeta, CommitRequest, ImportItem,
     LogFilter, RawVersion, ShellLine, TagRecord, Write, IMPORT_UNFINISHED_US,
 };
-use crate::chain::{tx_hash, ChainWrite};
+use crate::chain::writes_hash;
 use crate::content::{decode_chunk, encode_manifest, EncodedChunk};
 use crate::error::{Error, Result};
 use crate::types::{
     BranchId, BranchInfo, ChunkId, ChunkRef, Entry, Hash, Lineage, LogEntry, Space, StoredLog,
     TxId, TxInfo, VersionRecord,
 };
-use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Statement};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
 /// Advisory lock key serialising commits ("dbos").
 const COMMIT_LOCK: i64 = 0x6462_6f73;
@@ -55,15 +66,187 @@ const TX_COLS: &str =
     "id, branch_id, time_us, author, host, command, message, merge_branch_id, merge_tx, hash";
 const BRANCH_COLS: &str = "id, name, parent_id, fork_tx, created_us";
 
+/// Remembered absent keys, at most (then forgotten all at once).
+const MISSING_KEYS_MAX: usize = 200_000;
+
 /// The PostgreSQL backend.
 pub struct PostgresBackend {
-    pub(super) client: Client,
+    pub(super) conn: Conn,
     pub(super) location: String,
-    stmts: HashMap<String, Statement>,
+    /// Key ids: a key, once interned, keeps its id forever.
     key_ids: HashMap<(Space, String), i64>,
+    /// Keys found absent, each with the newest transaction id this
+    /// connection had seen committed before it looked (see `known_missing`).
+    missing: HashMap<(Space, String), TxId>,
+    /// The newest transaction id this connection has seen committed.
+    seen_head: TxId,
+    /// Point reads at one lineage, carried over this connection's commits.
+    reads: Option<ReadCache>,
 }
 
-pub(super) fn pg_err(location: &str) -> impl Fn(postgres::Error) -> Error + '_ {
+/// Point reads remembered at most (then forgotten all at once).
+const READ_CACHE_MAX: usize = 100_000;
+
+/// The visible versions of keys in one lineage. What a lineage shows never
+/// changes (history is append-only, and no transaction can commit with an
+/// id at or below one already committed), so these are facts, not guesses.
+/// After this connection commits T on branch B from snapshot T-1 (nobody
+/// committed in between), B's lineage up to T shows exactly what it showed
+/// up to T-1 plus T's writes, so the cache moves on to it (`advance`): a
+/// single writer's next transaction reads what it just wrote without
+/// asking the server.
+struct ReadCache {
+    lineage: Lineage,
+    entries: HashMap<(Space, String), Option<VersionRecord>>,
+}
+
+type PgError = tokio_postgres::Error;
+type Param<'a> = &'a (dyn ToSql + Sync);
+type StepFuture<'a> = Pin<Box<dyn Future<Output = std::result::Result<Vec<Row>, PgError>> + 'a>>;
+
+/// One step of a pipeline.
+enum Step<'a> {
+    /// A simple-protocol command without parameters (`BEGIN`, `COMMIT`).
+    Simple(&'static str),
+    /// A prepared statement and its parameters.
+    Query(Statement, Vec<Param<'a>>),
+}
+
+/// A connection: tokio-postgres driven by its own single-threaded runtime,
+/// so the backend stays synchronous yet can pipeline statements.
+pub(super) struct Conn {
+    pub(super) rt: tokio::runtime::Runtime,
+    pub(super) client: Client,
+    stmts: HashMap<String, Statement>,
+    loc: String,
+}
+
+impl Conn {
+    pub(super) fn err(&self) -> impl Fn(PgError) -> Error + '_ {
+        pg_err(&self.loc)
+    }
+
+    /// The prepared statement for `sql`, prepared once per connection.
+    fn stmt(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .rt
+            .block_on(self.client.prepare(sql))
+            .map_err(pg_err(&self.loc))?;
+        self.stmts.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    pub(super) fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        let s = self.stmt(sql)?;
+        self.rt
+            .block_on(self.client.query(&s, params))
+            .map_err(pg_err(&self.loc))
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let s = self.stmt(sql)?;
+        self.rt
+            .block_on(self.client.execute(&s, params))
+            .map_err(pg_err(&self.loc))
+    }
+
+    pub(super) fn batch(&mut self, sql: &str) -> Result<()> {
+        self.rt
+            .block_on(self.client.batch_execute(sql))
+            .map_err(pg_err(&self.loc))
+    }
+
+    /// Run `work` in a database transaction: committed when it succeeds,
+    /// rolled back when it fails.
+    fn in_tx<T>(&mut self, work: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        self.batch("BEGIN")?;
+        match work(self) {
+            Ok(v) => {
+                self.batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Send every step without waiting for answers in between, then collect
+    /// each step's answer, in order. The server runs them one after the
+    /// other, as if sent one by one. A step that fails before it is sent
+    /// (the driver could not encode it, or the connection is gone) stops the
+    /// steps after it from being sent: a `COMMIT` is never sent after a
+    /// statement of its transaction that the server never saw.
+    fn pipeline(&self, steps: &[Step<'_>]) -> Vec<Result<Vec<Row>>> {
+        self.pipeline_sent(steps).0
+    }
+
+    /// `pipeline`, also telling how many steps were sent (the ones after
+    /// are not).
+    fn pipeline_sent(&self, steps: &[Step<'_>]) -> (Vec<Result<Vec<Row>>>, usize) {
+        let client = &self.client;
+        let mut futs: Vec<StepFuture<'_>> = steps
+            .iter()
+            .map(|s| -> StepFuture<'_> {
+                match s {
+                    Step::Simple(sql) => {
+                        Box::pin(
+                            async move { client.batch_execute(sql).await.map(|()| Vec::new()) },
+                        )
+                    }
+                    Step::Query(st, params) => Box::pin(client.query(st, params)),
+                }
+            })
+            .collect();
+        let n = futs.len();
+        let mut out: Vec<Option<std::result::Result<Vec<Row>, PgError>>> =
+            (0..n).map(|_| None).collect();
+        let mut started = 0usize;
+        let mut stop = n;
+        let mut sent = n;
+        self.rt.block_on(std::future::poll_fn(|cx| {
+            // Futures are polled in order; the first poll of a step sends it
+            // (the connection task cannot run before this pass returns), so
+            // an answer on the first poll is a failure that sent nothing.
+            let mut i = 0;
+            while i < stop {
+                if out[i].is_none() {
+                    let first = i >= started;
+                    if let Poll::Ready(r) = futs[i].as_mut().poll(cx) {
+                        if first && r.is_err() {
+                            (stop, sent) = (i + 1, i);
+                        }
+                        out[i] = Some(r);
+                    }
+                    started = started.max(i + 1);
+                }
+                i += 1;
+            }
+            if out[..stop].iter().all(Option::is_some) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }));
+        let results = out
+            .into_iter()
+            .map(|r| match r {
+                Some(r) => r.map_err(pg_err(&self.loc)),
+                None => Err(Error::Database(format!(
+                    "{}: statement not sent after an earlier failure",
+                    self.loc
+                ))),
+            })
+            .collect();
+        (results, sent)
+    }
+}
+
+pub(super) fn pg_err(location: &str) -> impl Fn(PgError) -> Error + '_ {
     move |e| {
         if e.is_closed() {
             // The server rolls back a transaction whose connection dies
@@ -80,13 +263,13 @@ pub(super) fn pg_err(location: &str) -> impl Fn(postgres::Error) -> Error + '_ {
 }
 
 /// `postgres://user@host:port/db`, never with a password.
-fn describe(config: &postgres::Config) -> String {
+fn describe(config: &tokio_postgres::Config) -> String {
     let host = config
         .get_hosts()
         .first()
         .map(|h| match h {
-            postgres::config::Host::Tcp(s) => s.clone(),
-            postgres::config::Host::Unix(p) => p.display().to_string(),
+            tokio_postgres::config::Host::Tcp(s) => s.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
         })
         .unwrap_or_else(|| "localhost".to_string());
     let port = config.get_ports().first().copied().unwrap_or(5432);
@@ -137,10 +320,7 @@ fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) -> Opt
     None
 }
 
-fn raw_from_row(
-    row: &Row,
-    at: usize,
-) -> std::result::Result<(TxId, i64, RawVersion), postgres::Error> {
+fn raw_from_row(row: &Row, at: usize) -> std::result::Result<(TxId, i64, RawVersion), PgError> {
     Ok((
         row.try_get::<_, i64>(at)? as TxId,
         i64::from(row.try_get::<_, i16>(at + 1)?),
@@ -157,7 +337,7 @@ fn raw_from_row(
     ))
 }
 
-fn tx_from_row(row: &Row) -> std::result::Result<TxInfo, postgres::Error> {
+fn tx_from_row(row: &Row) -> std::result::Result<TxInfo, PgError> {
     let hash: Vec<u8> = row.try_get(9)?;
     let mut h = [0u8; 32];
     if hash.len() == 32 {
@@ -178,7 +358,7 @@ fn tx_from_row(row: &Row) -> std::result::Result<TxInfo, postgres::Error> {
     })
 }
 
-fn branch_from_row(row: &Row) -> std::result::Result<BranchInfo, postgres::Error> {
+fn branch_from_row(row: &Row) -> std::result::Result<BranchInfo, PgError> {
     Ok(BranchInfo {
         id: row.try_get(0)?,
         name: row.try_get(1)?,
@@ -227,7 +407,7 @@ impl PostgresBackend {
     /// never appears in messages.
     pub fn open(url: &str) -> Result<PostgresBackend> {
         let (url, tls) = super::pg_tls::split(url)?;
-        let mut config: postgres::Config = url.parse().map_err(|e| {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             Error::Database(format!("not a valid PostgreSQL connection string: {e}"))
         })?;
         if config.get_user().is_none() {
@@ -247,7 +427,7 @@ impl PostgresBackend {
                     });
                 if let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) {
                     let host = match config.get_hosts().first() {
-                        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+                        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
                         _ => "localhost".to_string(),
                     };
                     let port = config.get_ports().first().copied().unwrap_or(5432);
@@ -272,21 +452,17 @@ impl PostgresBackend {
         if !config
             .get_hosts()
             .iter()
-            .any(|h| matches!(h, postgres::config::Host::Tcp(_)))
+            .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)))
             && !config.get_hosts().is_empty()
         {
             tls.mode = super::pg_tls::SslMode::Disable;
         }
         config.ssl_mode(match tls.mode {
-            super::pg_tls::SslMode::Disable => postgres::config::SslMode::Disable,
-            super::pg_tls::SslMode::Prefer => postgres::config::SslMode::Prefer,
-            _ => postgres::config::SslMode::Require,
+            super::pg_tls::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            super::pg_tls::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
         });
-        let connected = match super::pg_tls::connector(&tls)? {
-            Some(connector) => config.connect(connector),
-            None => config.connect(NoTls),
-        };
-        let client = connected.map_err(|e| {
+        let connect_err = |e: PgError| {
             let reason = match e.as_db_error() {
                 Some(db) => db.message().to_string(),
                 None => {
@@ -307,100 +483,177 @@ impl PostgresBackend {
             Error::Database(format!(
                 "cannot connect to PostgreSQL at {location}: {reason}"
             ))
-        })?;
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Database(format!("{location}: cannot start the driver: {e}")))?;
+        // The connection task runs on this runtime whenever a query is
+        // waited on (`block_on`); it ends when the backend is dropped.
+        let client = match super::pg_tls::connector(&tls)? {
+            Some(connector) => {
+                let (client, connection) = rt
+                    .block_on(config.connect(connector))
+                    .map_err(connect_err)?;
+                rt.spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+            None => {
+                let (client, connection) =
+                    rt.block_on(config.connect(NoTls)).map_err(connect_err)?;
+                rt.spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
         let mut me = PostgresBackend {
-            client,
+            conn: Conn {
+                rt,
+                client,
+                stmts: HashMap::new(),
+                loc: location.clone(),
+            },
             location,
-            stmts: HashMap::new(),
             key_ids: HashMap::new(),
+            missing: HashMap::new(),
+            seen_head: 0,
+            reads: None,
         };
         me.migrate()?;
         Ok(me)
     }
 
-    fn err(&self) -> impl Fn(postgres::Error) -> Error + '_ {
+    pub(super) fn err(&self) -> impl Fn(PgError) -> Error + '_ {
         pg_err(&self.location)
     }
 
     fn migrate(&mut self) -> Result<()> {
         let loc = self.location.clone();
-        let e = pg_err(&loc);
         let latest = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
-        let mut tx = self.client.transaction().map_err(&e)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
-            .map_err(&e)?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                version integer PRIMARY KEY, name text NOT NULL, applied_us bigint NOT NULL)",
-        )
-        .map_err(&e)?;
-        let found: Option<i32> = tx
-            .query_one("SELECT max(version) FROM schema_migrations", &[])
-            .map_err(&e)?
-            .try_get(0)
-            .map_err(&e)?;
-        let found = found.unwrap_or(0) as u32;
-        if found > latest {
-            return Err(Error::SchemaTooNew {
-                location: loc.clone(),
-                found,
-                supported: latest,
-            });
-        }
-        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
-            tx.batch_execute(sql).map_err(|err| {
-                let text = err
-                    .as_db_error()
-                    .map(|d| d.message().to_string())
-                    .unwrap_or_else(|| err.to_string());
-                // SQLSTATE 58P01 (undefined_file): the extension's control
-                // file is missing, i.e. the package is not installed.
-                let missing = err.code() == Some(&postgres::error::SqlState::UNDEFINED_FILE)
-                    || text.contains("is not available");
-                if missing && text.contains("extension") {
-                    Error::Database(format!(
-                        "{loc}: the periods extension is not installed on the server \
-                         (Debian: apt install postgresql-15-periods): {text}"
-                    ))
-                } else {
-                    Error::Database(format!(
-                        "{loc}: migration {version:04}_{name} failed: {text}"
-                    ))
-                }
-            })?;
-            tx.execute(
-                "INSERT INTO schema_migrations(version, name, applied_us) VALUES ($1, $2, $3)",
-                &[
-                    &(*version as i32),
-                    name,
-                    &chrono::Utc::now().timestamp_micros(),
-                ],
-            )
-            .map_err(&e)?;
-        }
-        tx.commit().map_err(&e)?;
-        Ok(())
+        self.conn.in_tx(|c| {
+            c.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+            c.batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version integer PRIMARY KEY, name text NOT NULL, applied_us bigint NOT NULL)",
+            )?;
+            let found: Option<i32> = c
+                .query("SELECT max(version) FROM schema_migrations", &[])?
+                .first()
+                .map(|r| r.try_get(0))
+                .transpose()
+                .map_err(c.err())?
+                .flatten();
+            let found = found.unwrap_or(0) as u32;
+            if found > latest {
+                return Err(Error::SchemaTooNew {
+                    location: loc.clone(),
+                    found,
+                    supported: latest,
+                });
+            }
+            for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
+                c.rt.block_on(c.client.batch_execute(sql)).map_err(|err| {
+                    let text = err
+                        .as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or_else(|| err.to_string());
+                    // SQLSTATE 58P01 (undefined_file): the extension's control
+                    // file is missing, i.e. the package is not installed.
+                    let missing = err.code()
+                        == Some(&tokio_postgres::error::SqlState::UNDEFINED_FILE)
+                        || text.contains("is not available");
+                    if missing && text.contains("extension") {
+                        Error::Database(format!(
+                            "{loc}: the periods extension is not installed on the server \
+                             (Debian: apt install postgresql-15-periods): {text}"
+                        ))
+                    } else {
+                        Error::Database(format!(
+                            "{loc}: migration {version:04}_{name} failed: {text}"
+                        ))
+                    }
+                })?;
+                c.execute(
+                    "INSERT INTO schema_migrations(version, name, applied_us) VALUES ($1, $2, $3)",
+                    &[
+                        &(*version as i32),
+                        name,
+                        &chrono::Utc::now().timestamp_micros(),
+                    ],
+                )?;
+            }
+            Ok(())
+        })
     }
 
-    fn stmt(&mut self, sql: &str) -> Result<Statement> {
-        if let Some(s) = self.stmts.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.client.prepare(sql).map_err(pg_err(&self.location))?;
-        self.stmts.insert(sql.to_string(), s.clone());
-        Ok(s)
+    pub(super) fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.conn.query(sql, params)
     }
 
-    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let s = self.stmt(sql)?;
-        let loc = self.location.clone();
-        self.client.query(&s, params).map_err(pg_err(&loc))
+    /// Remember that transaction `id` is committed.
+    fn saw(&mut self, id: TxId) {
+        self.seen_head = self.seen_head.max(id);
+    }
+
+    /// Remember that a key is absent: every transaction this connection
+    /// had seen committed before it looked (`bound`) came before the key.
+    fn note_missing(&mut self, space: Space, path: &str, bound: TxId) {
+        if self.missing.len() >= MISSING_KEYS_MAX {
+            self.missing.clear();
+        }
+        self.missing.insert((space, path.to_string()), bound);
+    }
+
+    fn note_key(&mut self, space: Space, path: String, id: i64) {
+        self.missing.remove(&(space, path.clone()));
+        self.key_ids.insert((space, path), id);
+    }
+
+    /// True when the key can have no version visible in `lineage`, without
+    /// asking the server. A key is interned in the commit that first writes
+    /// it, after its parent directory's key (keys are never removed), so a
+    /// key (or an ancestor's key) found absent at a moment when transaction
+    /// `bound` was known committed has no version with an id up to `bound`:
+    /// the commit creating it takes the commit lock after `bound`'s commit
+    /// released it. Every step of a lineage reads ids up to its first.
+    fn known_missing(&self, space: Space, path: &str, lineage: &Lineage) -> bool {
+        if self.missing.is_empty() {
+            return false;
+        }
+        let upto = lineage.steps.iter().map(|s| s.upto).max().unwrap_or(0);
+        let absent = |p: &str| {
+            self.missing
+                .get(&(space, p.to_string()))
+                .is_some_and(|bound| *bound >= upto)
+        };
+        if absent(path) {
+            return true;
+        }
+        if space != Space::File {
+            return false;
+        }
+        let mut p = path;
+        while p != "/" {
+            let cut = p.rfind('/').unwrap_or(0);
+            p = if cut == 0 { "/" } else { &p[..cut] };
+            if self.key_ids.contains_key(&(space, p.to_string())) {
+                return false;
+            }
+            if absent(p) {
+                return true;
+            }
+        }
+        false
     }
 
     fn key_id(&mut self, space: Space, path: &str) -> Result<Option<i64>> {
         if let Some(id) = self.key_ids.get(&(space, path.to_string())) {
             return Ok(Some(*id));
         }
+        let bound = self.seen_head;
         let rows = self.query(
             "SELECT id FROM keys WHERE space = $1 AND path = $2",
             &[&space.as_str(), &path],
@@ -409,8 +662,9 @@ impl PostgresBackend {
             Some(r) => Some(r.try_get(0).map_err(self.err())?),
             None => None,
         };
-        if let Some(id) = id {
-            self.key_ids.insert((space, path.to_string()), id);
+        match id {
+            Some(id) => self.note_key(space, path.to_string(), id),
+            None => self.note_missing(space, path, bound),
         }
         Ok(id)
     }
@@ -419,7 +673,7 @@ impl PostgresBackend {
         let sql = point_read_sql("$1", lineage.steps.len(), 2);
         let mut p: Vec<i64> = vec![key];
         p.extend(lineage_params(lineage));
-        let refs: Vec<&(dyn ToSql + Sync)> = p.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<Param<'_>> = p.iter().map(|v| v as Param<'_>).collect();
         let rows = self.query(&sql, &refs)?;
         match rows.first() {
             Some(r) => {
@@ -430,12 +684,47 @@ impl PostgresBackend {
         }
     }
 
+    /// A key's id and its visible version in one round trip.
+    fn read_by_path(
+        &mut self,
+        lineage: &Lineage,
+        space: Space,
+        path: &str,
+    ) -> Result<Option<VersionRecord>> {
+        let inner = point_read_sql("k.id", lineage.steps.len(), 3);
+        let sql = format!(
+            "SELECT k.id, v.* FROM keys k LEFT JOIN LATERAL ({inner}) v ON true \
+             WHERE k.space = $1 AND k.path = $2"
+        );
+        let p = lineage_params(lineage);
+        let space_name = space.as_str();
+        let mut refs: Vec<Param<'_>> = vec![&space_name, &path];
+        refs.extend(p.iter().map(|v| v as Param<'_>));
+        let bound = self.seen_head;
+        let rows = self.query(&sql, &refs)?;
+        let Some(r) = rows.first() else {
+            self.note_missing(space, path, bound);
+            return Ok(None);
+        };
+        let id: i64 = r.try_get(0).map_err(self.err())?;
+        let found: Option<i64> = r.try_get(1).map_err(self.err())?;
+        let out = match found {
+            Some(_) => {
+                let (tx, kind, raw) = raw_from_row(r, 1).map_err(self.err())?;
+                Some(decode_version(tx, kind, raw)?)
+            }
+            None => None,
+        };
+        self.note_key(space, path.to_string(), id);
+        Ok(out)
+    }
+
     /// Existing keys selected by `filter` (an SQL condition on `k` using
     /// `$1`), each with its visible version, in one round trip.
     fn existing_where(
         &mut self,
         filter: &str,
-        arg: &(dyn ToSql + Sync),
+        arg: Param<'_>,
         lineage: &Lineage,
         name_col: &str,
     ) -> Result<Vec<(String, VersionRecord)>> {
@@ -444,8 +733,8 @@ impl PostgresBackend {
             "SELECT k.{name_col}, v.* FROM keys k CROSS JOIN LATERAL ({inner}) v WHERE {filter} AND v.kind <> 0"
         );
         let p = lineage_params(lineage);
-        let mut refs: Vec<&(dyn ToSql + Sync)> = vec![arg];
-        refs.extend(p.iter().map(|v| v as &(dyn ToSql + Sync)));
+        let mut refs: Vec<Param<'_>> = vec![arg];
+        refs.extend(p.iter().map(|v| v as Param<'_>));
         let rows = self.query(&sql, &refs)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -456,340 +745,644 @@ impl PostgresBackend {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+}
 
-    /// Run `work` as one commit: session advisory lock, BEGIN, work,
-    /// COMMIT, unlock.
-    fn locked<T>(
-        &mut self,
-        work: impl FnOnce(&mut postgres::Transaction<'_>, &str) -> Result<T>,
-    ) -> Result<T> {
-        let loc = self.location.clone();
-        self.client
-            .execute("SELECT pg_advisory_lock($1)", &[&COMMIT_LOCK])
-            .map_err(pg_err(&loc))?;
-        let result = (|| {
-            let mut tx = self.client.transaction().map_err(pg_err(&loc))?;
-            let out = work(&mut tx, &loc)?;
-            tx.commit().map_err(|e| {
-                if e.is_closed() {
-                    Error::Database(format!(
-                        "{loc}: connection to PostgreSQL lost during COMMIT: the transaction may \
-                         or may not have been applied; check `log` once the server is reachable"
-                    ))
-                } else {
-                    pg_err(&loc)(e)
-                }
-            })?;
-            Ok(out)
-        })();
-        let _ = self
-            .client
-            .execute("SELECT pg_advisory_unlock($1)", &[&COMMIT_LOCK]);
-        result
+/// Intern keys, one depth of the tree at a time: `$3` names each key's
+/// parent directory (NULL: none), found among the keys, so a level sees the
+/// one before (statements of a pipeline run in order). A key whose parent
+/// is missing gets no parent id, which its space forbids for files below
+/// the root only in our own code: the versions statement then fails on
+/// its children, never silently.
+const KEYS_SQL: &str = "INSERT INTO keys(space, path, parent_id, name) \
+     SELECT q.space, q.path, \
+     (SELECT p.id FROM keys p WHERE p.space = 'file' AND p.path = q.parent), q.name \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS q(space, path, parent, name) \
+     WHERE q.parent IS NULL OR EXISTS (SELECT 1 FROM keys p WHERE p.space = 'file' AND p.path = q.parent) \
+     ON CONFLICT (space, path) DO NOTHING RETURNING id, space, path";
+
+/// Store chunks and give the ids of every chunk named in `$5`: the new ones
+/// from the insert, the others (stored before, or by someone else) looked
+/// up; the statement's snapshot does not see its own inserts, so no chunk
+/// comes back twice.
+const CHUNKS_SQL: &str = "WITH ins AS (INSERT INTO chunks(hash, size, codec, data) \
+     SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::smallint[], $4::bytea[]) \
+     ON CONFLICT (hash) DO NOTHING RETURNING id, hash) \
+     SELECT id, hash FROM ins \
+     UNION ALL SELECT c.id, c.hash FROM \
+     (SELECT q.hash FROM unnest($5::bytea[]) AS q(hash) EXCEPT SELECT hash FROM ins) m \
+     JOIN chunks c ON c.hash = m.hash";
+
+/// The head (id, time, hash; NULLs when there is none), the transaction's
+/// start time, and the first key read or written (`$1`, `$2`), or child of
+/// a listed directory (`$5`), with a version on branch `$3` newer than the
+/// snapshot `$4`. The state table holds each key's newest version per
+/// branch, so a newer version than the snapshot is found there. The check
+/// runs only when the head moved past the snapshot.
+const HEAD_SQL: &str = "SELECT h.id, h.time_us, h.hash, \
+     (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint, c.path, c.tx_id \
+     FROM (SELECT 1) AS one \
+     LEFT JOIN (SELECT id, time_us, hash FROM transactions ORDER BY id DESC LIMIT 1) h ON true \
+     LEFT JOIN LATERAL (\
+       (SELECT k.path, v.tx_id FROM unnest($1::text[], $2::text[]) AS q(space, path) \
+        JOIN keys k ON k.space = q.space AND k.path = q.path \
+        JOIN versions v ON v.key_id = k.id \
+        WHERE h.id > $4 AND v.branch_id = $3 AND v.tx_id > $4 LIMIT 1) \
+       UNION ALL \
+       (SELECT k.path, v.tx_id FROM keys d JOIN keys k ON k.parent_id = d.id \
+        JOIN versions v ON v.key_id = k.id \
+        WHERE h.id > $4 AND d.space = 'file' AND d.path = ANY($5::text[]) \
+        AND v.branch_id = $3 AND v.tx_id > $4 LIMIT 1) \
+       LIMIT 1) c ON true";
+
+/// Parameters of one `versions_sql` statement.
+const VERSION_PARAMS: usize = 14;
+
+/// Insert versions, one row per element of the arrays from `$first` on:
+/// key id (NULL: looked up by space and path; a key that does not exist
+/// fails the statement, `key_id` being NOT NULL), space, path, branch,
+/// transaction, then the columns. With `upsert` the row replaces the key's
+/// version on its branch (periods moves the replaced row to history);
+/// without, the keys must be new (interned by this very transaction), which
+/// spares the conflict check.
+fn versions_sql(first: usize, upsert: bool) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    let mut sql = format!(
+        "INSERT INTO versions(key_id, branch_id, tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value) \
+         SELECT COALESCE(q.key_id, (SELECT k.id FROM keys k WHERE k.space = q.space AND k.path = q.path)), \
+         q.branch_id, q.tx_id, q.kind, q.mode, q.uid, q.gid, q.size, q.mtime_ns, q.digest, q.manifest, q.value \
+         FROM unnest({}::bigint[], {}::text[], {}::text[], {}::bigint[], {}::bigint[], {}::smallint[], \
+         {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bytea[], {}::bytea[], {}::text[]) \
+         AS q(key_id, space, path, branch_id, tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value)",
+        p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(13)
+    );
+    if upsert {
+        sql.push_str(
+            " ON CONFLICT (key_id, branch_id) DO UPDATE SET tx_id = EXCLUDED.tx_id, kind = EXCLUDED.kind, \
+             mode = EXCLUDED.mode, uid = EXCLUDED.uid, gid = EXCLUDED.gid, size = EXCLUDED.size, \
+             mtime_ns = EXCLUDED.mtime_ns, digest = EXCLUDED.digest, manifest = EXCLUDED.manifest, \
+             value = EXCLUDED.value",
+        );
+    }
+    sql
+}
+
+/// A commit's rows in one statement: the versions of keys it interned
+/// (`$1`..), of the others (`$15`..), its log rows in order (`$29`..`$33`)
+/// and its transaction row (`$34`..`$43`).
+fn data_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "WITH vn AS ({}), vu AS ({}), \
+             l AS (INSERT INTO log_entries(branch_id, tx_id, time_us, source, severity, message, process_id) \
+             SELECT $35, $34, q.time_us, q.source, q.severity, q.message, q.process_id \
+             FROM unnest($29::bigint[], $30::text[], $31::smallint[], $32::text[], $33::bigint[]) \
+             WITH ORDINALITY AS q(time_us, source, severity, message, process_id, ord) ORDER BY q.ord) \
+             INSERT INTO transactions(id, branch_id, time_us, author, host, command, message, merge_branch_id, merge_tx, hash) \
+             VALUES ($34, $35, $36, $37, $38, $39, $40, $41, $42, $43)",
+            versions_sql(1, false),
+            versions_sql(1 + VERSION_PARAMS, true)
+        )
+    })
+}
+
+const LOCK_SQL: &str = "SELECT pg_advisory_lock($1)";
+/// A commit's transaction. Its statements have the same shape every time
+/// and plan the same whatever their arrays hold, so they use their generic
+/// plan from the first run: planning them afresh (the server's default for
+/// a prepared statement's first five runs and whenever it guesses a custom
+/// plan is cheaper) cost more than running them.
+const BEGIN_SQL: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock($1)";
+
+/// Keys to intern at one depth of the tree, as statement arrays.
+#[derive(Default)]
+struct KeyLevel<'a> {
+    spaces: Vec<&'static str>,
+    paths: Vec<&'a str>,
+    parents: Vec<Option<&'a str>>,
+    names: Vec<&'a str>,
+}
+
+/// A key's parent directory (file keys but the root), its name and depth.
+fn key_parts(space: Space, path: &str) -> (Option<&str>, &str, usize) {
+    if space == Space::File && path != "/" {
+        let cut = path.rfind('/').unwrap_or(0);
+        let parent = if cut == 0 { "/" } else { &path[..cut] };
+        (Some(parent), &path[cut + 1..], path.matches('/').count())
+    } else {
+        (None, if path == "/" { "" } else { path }, 0)
     }
 }
 
-/// Insert a transaction's row (commits and verbatim imports alike).
-fn insert_tx_row(tx: &mut postgres::Transaction<'_>, loc: &str, info: &TxInfo) -> Result<()> {
-    tx.execute(
-        &format!(
-            "INSERT INTO transactions({TX_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        ),
-        &[
-            &(info.id as i64),
+/// The keys `writes` need that `known` does not vouch for, each with its
+/// unknown ancestors, by depth (parents first).
+fn plan_keys<'a>(
+    writes: impl Iterator<Item = (Space, &'a str)>,
+    known: impl Fn(Space, &str) -> bool,
+) -> Vec<KeyLevel<'a>> {
+    let mut levels: BTreeMap<usize, KeyLevel<'a>> = BTreeMap::new();
+    let mut seen: HashSet<(Space, &str)> = HashSet::new();
+    for (space, path) in writes {
+        let mut path = path;
+        loop {
+            if known(space, path) || !seen.insert((space, path)) {
+                break;
+            }
+            let (parent, name, depth) = key_parts(space, path);
+            let l = levels.entry(depth).or_default();
+            l.spaces.push(space.as_str());
+            l.paths.push(path);
+            l.parents.push(parent);
+            l.names.push(name);
+            match parent {
+                Some(p) => path = p,
+                None => break,
+            }
+        }
+    }
+    levels.into_values().collect()
+}
+
+/// Version rows as statement arrays (`versions_sql`'s parameters).
+#[derive(Default)]
+struct VersionRows<'a> {
+    key_ids: Vec<Option<i64>>,
+    spaces: Vec<&'static str>,
+    paths: Vec<&'a str>,
+    branches: Vec<i64>,
+    txs: Vec<i64>,
+    kinds: Vec<i16>,
+    modes: Vec<i64>,
+    uids: Vec<i64>,
+    gids: Vec<i64>,
+    sizes: Vec<i64>,
+    mtimes: Vec<i64>,
+    digests: Vec<Option<Vec<u8>>>,
+    manifests: Vec<Option<Vec<u8>>>,
+    values: Vec<Option<&'a str>>,
+}
+
+impl<'a> VersionRows<'a> {
+    /// Add `w` as written by `tx` on `branch` (`key`: its key's id when
+    /// known); `chunk_id` gives the ids of the chunks its content references.
+    fn push(
+        &mut self,
+        key: Option<i64>,
+        branch: BranchId,
+        tx: TxId,
+        w: &'a Write,
+        mut chunk_id: impl FnMut(&ChunkRef) -> Result<ChunkId>,
+    ) -> Result<()> {
+        let c = columns(&w.entry);
+        let manifest = match c.chunks {
+            Some(chunks) => {
+                let ids = chunks
+                    .iter()
+                    .map(&mut chunk_id)
+                    .collect::<Result<Vec<_>>>()?;
+                Some(encode_manifest(&ids))
+            }
+            None => None,
+        };
+        self.key_ids.push(key);
+        self.spaces.push(w.space.as_str());
+        self.paths.push(&w.path);
+        self.branches.push(branch);
+        self.txs.push(tx as i64);
+        self.kinds.push(c.kind as i16);
+        self.modes.push(i64::from(c.meta.mode));
+        self.uids.push(i64::from(c.meta.uid));
+        self.gids.push(i64::from(c.meta.gid));
+        self.sizes.push(c.size as i64);
+        self.mtimes.push(c.meta.mtime_ns);
+        self.digests.push(c.digest);
+        self.manifests.push(manifest);
+        self.values.push(c.value);
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        vec![
+            &self.key_ids,
+            &self.spaces,
+            &self.paths,
+            &self.branches,
+            &self.txs,
+            &self.kinds,
+            &self.modes,
+            &self.uids,
+            &self.gids,
+            &self.sizes,
+            &self.mtimes,
+            &self.digests,
+            &self.manifests,
+            &self.values,
+        ]
+    }
+}
+
+/// What a commit writes.
+struct CommitJob<'a> {
+    branch: BranchId,
+    snapshot: TxId,
+    reads: &'a [(Space, String)],
+    listed_dirs: &'a [String],
+    writes: &'a [Write],
+    chunks: &'a [EncodedChunk],
+    logs: &'a [LogEntry],
+    meta: &'a CommitMeta,
+    host: &'a str,
+}
+
+/// The distinct chunk hashes `writes` reference that are not stored yet.
+fn pending_hashes(writes: &[Write]) -> Vec<Hash> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for w in writes {
+        if let Some(Entry::File { content, .. }) = &w.entry {
+            for c in content.chunks.iter() {
+                if let ChunkRef::Pending(h) = c {
+                    if seen.insert(*h) {
+                        out.push(*h);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The transaction's metadata and hash once its id and time are known.
+fn tx_info_for(job: &CommitJob<'_>, id: TxId, time_us: i64, prev_hash: &Hash) -> TxInfo {
+    let mut info = TxInfo {
+        id,
+        branch_id: job.branch,
+        time_us,
+        author: job.meta.author.clone(),
+        host: job.host.to_string(),
+        command: job.meta.command.clone(),
+        message: job.meta.message.clone(),
+        merge: job.meta.merge,
+        hash: [0u8; 32],
+    };
+    info.hash = writes_hash(prev_hash, &info, job.writes, job.logs);
+    info
+}
+
+impl PostgresBackend {
+    /// Carry the read cache over commit `id` of `job`, made right after its
+    /// snapshot (see `ReadCache`).
+    fn advance_reads(&mut self, job: &CommitJob<'_>, id: TxId, chunk_ids: &HashMap<Hash, ChunkId>) {
+        let Some(mut cache) = self.reads.take() else {
+            return;
+        };
+        let from = cache.lineage.steps.first();
+        if from.map(|s| (s.branch, s.upto)) != Some((job.branch, job.snapshot))
+            || cache.entries.len() + job.writes.len() > READ_CACHE_MAX
+        {
+            return;
+        }
+        for w in job.writes {
+            // The version exactly as a read would give it back.
+            let c = columns(&w.entry);
+            let manifest = match c.chunks {
+                Some(chunks) => {
+                    let ids: Option<Vec<ChunkId>> = chunks
+                        .iter()
+                        .map(|r| match r {
+                            ChunkRef::Stored(id) => Some(*id),
+                            ChunkRef::Pending(h) => chunk_ids.get(h).copied(),
+                        })
+                        .collect();
+                    match ids {
+                        Some(ids) => Some(encode_manifest(&ids)),
+                        None => return,
+                    }
+                }
+                None => None,
+            };
+            let raw = RawVersion {
+                mode: c.meta.mode,
+                uid: c.meta.uid,
+                gid: c.meta.gid,
+                size: c.size as i64,
+                mtime_ns: c.meta.mtime_ns,
+                digest: c.digest,
+                manifest,
+                value: c.value.map(str::to_string),
+            };
+            let Ok(v) = decode_version(id, c.kind, raw) else {
+                return;
+            };
+            cache.entries.insert((w.space, w.path.clone()), Some(v));
+        }
+        cache.lineage.steps[0].upto = id;
+        self.reads = Some(cache);
+    }
+
+    /// Give up an open commit: roll back, and free the lock if held.
+    fn release(&mut self, unlock: bool) {
+        let mut steps = vec![Step::Simple("ROLLBACK")];
+        if unlock {
+            if let Ok(s) = self.conn.stmt(UNLOCK_SQL) {
+                steps.push(Step::Query(s, vec![&COMMIT_LOCK]));
+            }
+        }
+        let _ = self.conn.pipeline(&steps);
+    }
+
+    /// One commit in two pipelined round trips:
+    ///
+    /// 1. `pg_advisory_lock`, `BEGIN`, the keys not known to exist (a
+    ///    statement per depth), the chunks, then the head (newest id, its
+    ///    time and hash), the transaction's start time and the first
+    ///    conflicting write since the snapshot;
+    /// 2. with the id (head + 1), time (start time, never before the head's)
+    ///    and hash computed here: versions, log rows and the transaction row
+    ///    in one statement, `COMMIT`, `pg_advisory_unlock`.
+    ///
+    /// Any failure rolls everything back. With `begun`, the caller already
+    /// holds the lock in an open transaction (bootstrap).
+    fn commit_tx(&mut self, job: &CommitJob<'_>, begun: bool) -> Result<TxInfo> {
+        let lock = self.conn.stmt(LOCK_SQL)?;
+        let keys_st = self.conn.stmt(KEYS_SQL)?;
+        let chunks_st = self.conn.stmt(CHUNKS_SQL)?;
+        let head_st = self.conn.stmt(HEAD_SQL)?;
+        let data_st = self.conn.stmt(data_sql())?;
+        let unlock = self.conn.stmt(UNLOCK_SQL)?;
+
+        let key_ids = &self.key_ids;
+        let levels = plan_keys(
+            job.writes.iter().map(|w| (w.space, w.path.as_str())),
+            |s, p| key_ids.contains_key(&(s, p.to_string())),
+        );
+        let c_hashes: Vec<&[u8]> = job.chunks.iter().map(|c| &c.hash[..]).collect();
+        let c_sizes: Vec<i64> = job.chunks.iter().map(|c| i64::from(c.size)).collect();
+        let c_codecs: Vec<i16> = job.chunks.iter().map(|c| i16::from(c.codec)).collect();
+        let c_data: Vec<&[u8]> = job.chunks.iter().map(|c| &c.data[..]).collect();
+        let pending = pending_hashes(job.writes);
+        let pending_refs: Vec<&[u8]> = pending.iter().map(|h| &h[..]).collect();
+        let mut v_spaces: Vec<&str> = Vec::new();
+        let mut v_paths: Vec<&str> = Vec::new();
+        for (s, p) in job.reads {
+            v_spaces.push(s.as_str());
+            v_paths.push(p);
+        }
+        for w in job.writes {
+            v_spaces.push(w.space.as_str());
+            v_paths.push(&w.path);
+        }
+        let dirs: Vec<&str> = job.listed_dirs.iter().map(String::as_str).collect();
+        let snapshot = job.snapshot as i64;
+
+        let mut steps: Vec<Step<'_>> = Vec::new();
+        if !begun {
+            steps.push(Step::Query(lock, vec![&COMMIT_LOCK]));
+            steps.push(Step::Simple(BEGIN_SQL));
+        }
+        let first_level = steps.len();
+        for l in &levels {
+            steps.push(Step::Query(
+                keys_st.clone(),
+                vec![&l.spaces, &l.paths, &l.parents, &l.names],
+            ));
+        }
+        let chunks_at = (!c_hashes.is_empty() || !pending.is_empty()).then(|| {
+            steps.push(Step::Query(
+                chunks_st,
+                vec![&c_hashes, &c_sizes, &c_codecs, &c_data, &pending_refs],
+            ));
+            steps.len() - 1
+        });
+        steps.push(Step::Query(
+            head_st,
+            vec![&v_spaces, &v_paths, &job.branch, &snapshot, &dirs],
+        ));
+        let head_at = steps.len() - 1;
+        let results = self.conn.pipeline(&steps);
+        drop(steps);
+        let holds_lock = begun || results.first().is_some_and(|r| r.is_ok());
+        let mut rows = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Ok(v) => rows.push(v),
+                Err(e) => {
+                    self.release(holds_lock);
+                    return Err(e);
+                }
+            }
+        }
+
+        // Keys interned: remembered once the commit is through.
+        let mut new_keys = Vec::new();
+        for r in rows[first_level..first_level + levels.len()]
+            .iter()
+            .flatten()
+        {
+            let got = (|| -> std::result::Result<(i64, String, String), PgError> {
+                Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+            })();
+            match got {
+                Ok((id, space, path)) => {
+                    if let Some(space) = Space::from_name(&space) {
+                        new_keys.push((space, path, id));
+                    }
+                }
+                Err(e) => {
+                    self.release(true);
+                    return Err(pg_err(&self.location)(e));
+                }
+            }
+        }
+        let mut chunk_ids: HashMap<Hash, ChunkId> = HashMap::new();
+        if let Some(at) = chunks_at {
+            for r in &rows[at] {
+                let got = (|| -> std::result::Result<(i64, Vec<u8>), PgError> {
+                    Ok((r.try_get(0)?, r.try_get(1)?))
+                })();
+                match got {
+                    Ok((id, h)) => {
+                        if let Ok(h) = Hash::try_from(h) {
+                            chunk_ids.insert(h, id);
+                        }
+                    }
+                    Err(e) => {
+                        self.release(true);
+                        return Err(pg_err(&self.location)(e));
+                    }
+                }
+            }
+        }
+        // A chunk stored meanwhile by a transaction the statement's snapshot
+        // did not see (a concurrent `store_chunks`): look it up again.
+        let unknown: Vec<&[u8]> = pending
+            .iter()
+            .filter(|h| !chunk_ids.contains_key(*h))
+            .map(|h| &h[..])
+            .collect();
+        if !unknown.is_empty() {
+            match self.query(
+                "SELECT id, hash FROM chunks WHERE hash = ANY($1::bytea[])",
+                &[&unknown],
+            ) {
+                Ok(found) => {
+                    for r in &found {
+                        let id: Option<i64> = r.try_get(0).ok();
+                        let h: Option<Vec<u8>> = r.try_get(1).ok();
+                        if let (Some(id), Some(Ok(h))) = (id, h.map(Hash::try_from)) {
+                            chunk_ids.insert(h, id);
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.release(true);
+                    return Err(e);
+                }
+            }
+        }
+
+        let head = (|| -> Result<(TxId, i64, Hash, i64)> {
+            let e = pg_err(&self.location);
+            let r = rows[head_at]
+                .first()
+                .ok_or_else(|| corrupt("the head query returned no row"))?;
+            if let (Some(path), Some(tx)) = (
+                r.try_get::<_, Option<String>>(4).map_err(&e)?,
+                r.try_get::<_, Option<i64>>(5).map_err(&e)?,
+            ) {
+                return Err(Error::Conflict {
+                    path,
+                    tx: tx as TxId,
+                    snapshot: job.snapshot,
+                });
+            }
+            let id: Option<i64> = r.try_get(0).map_err(&e)?;
+            let time: Option<i64> = r.try_get(1).map_err(&e)?;
+            let hash: Option<Vec<u8>> = r.try_get(2).map_err(&e)?;
+            let started: i64 = r.try_get(3).map_err(&e)?;
+            Ok((
+                id.unwrap_or(0) as TxId,
+                time.unwrap_or(0),
+                hash.and_then(|h| h.try_into().ok()).unwrap_or([0u8; 32]),
+                started,
+            ))
+        })();
+        let (head, head_time, prev_hash, started) = match head {
+            Ok(h) => h,
+            Err(e) => {
+                self.release(true);
+                return Err(e);
+            }
+        };
+        self.saw(head);
+        let id = head + 1;
+        // The transaction's start time (periods stamps versions with it),
+        // taken after the commit lock, so it follows commit order.
+        let info = tx_info_for(job, id, started.max(head_time), &prev_hash);
+
+        // Versions of the keys this transaction interned need no conflict
+        // check; the others replace the key's version on the branch.
+        let fresh_ids: HashMap<(Space, &str), i64> = new_keys
+            .iter()
+            .map(|(s, p, id)| ((*s, p.as_str()), *id))
+            .collect();
+        let (mut fresh, mut versions) = (VersionRows::default(), VersionRows::default());
+        for w in job.writes {
+            let chunk = |c: &ChunkRef| match c {
+                ChunkRef::Stored(id) => Ok(*id),
+                ChunkRef::Pending(h) => chunk_ids
+                    .get(h)
+                    .copied()
+                    .ok_or_else(|| corrupt("a pending chunk was never stored")),
+            };
+            let pushed = match fresh_ids.get(&(w.space, w.path.as_str())) {
+                Some(key) => fresh.push(Some(*key), job.branch, id, w, chunk),
+                None => {
+                    let key = self.key_ids.get(&(w.space, w.path.clone())).copied();
+                    versions.push(key, job.branch, id, w, chunk)
+                }
+            };
+            if let Err(e) = pushed {
+                self.release(true);
+                return Err(e);
+            }
+        }
+        let l_times: Vec<i64> = job.logs.iter().map(|l| l.time_us).collect();
+        let l_sources: Vec<&str> = job.logs.iter().map(|l| l.source.as_str()).collect();
+        let l_sev: Vec<i16> = job.logs.iter().map(|l| i16::from(l.severity)).collect();
+        let l_msgs: Vec<&str> = job.logs.iter().map(|l| l.message.as_str()).collect();
+        let l_procs: Vec<Option<i64>> = job
+            .logs
+            .iter()
+            .map(|l| l.process_id.map(|p| p as i64))
+            .collect();
+        let tx_id = info.id as i64;
+        let merge_branch = info.merge.map(|m| m.0);
+        let merge_tx = info.merge.map(|m| m.1 as i64);
+        let hash = &info.hash[..];
+        let mut data = fresh.params();
+        data.extend(versions.params());
+        data.extend([
+            &l_times as Param<'_>,
+            &l_sources,
+            &l_sev,
+            &l_msgs,
+            &l_procs,
+            &tx_id,
             &info.branch_id,
             &info.time_us,
             &info.author,
             &info.host,
             &info.command,
             &info.message,
-            &info.merge.map(|m| m.0),
-            &info.merge.map(|m| m.1 as i64),
-            &&info.hash[..],
-        ],
-    )
-    .map_err(pg_err(loc))?;
-    Ok(())
-}
-
-/// Commit-time work inside the lock.
-struct Committer<'a, 't> {
-    tx: &'a mut postgres::Transaction<'t>,
-    loc: &'a str,
-    known: &'a HashMap<(Space, String), i64>,
-    new_keys: HashMap<(Space, String), i64>,
-    new_chunks: HashMap<Hash, ChunkId>,
-}
-
-impl Committer<'_, '_> {
-    fn e(&self) -> impl Fn(postgres::Error) -> Error + '_ {
-        pg_err(self.loc)
-    }
-
-    fn head(&mut self) -> Result<(TxId, i64, Hash)> {
-        let rows = self
-            .tx
-            .query(
-                "SELECT id, time_us, hash FROM transactions ORDER BY id DESC LIMIT 1",
-                &[],
-            )
-            .map_err(pg_err(self.loc))?;
-        Ok(match rows.first() {
-            Some(r) => {
-                let h: Vec<u8> = r.try_get(2).map_err(self.e())?;
-                (
-                    r.try_get::<_, i64>(0).map_err(self.e())? as TxId,
-                    r.try_get(1).map_err(self.e())?,
-                    h.try_into().unwrap_or([0u8; 32]),
-                )
+            &merge_branch,
+            &merge_tx,
+            &hash,
+        ]);
+        let steps = [
+            Step::Query(data_st, data),
+            Step::Simple("COMMIT"),
+            Step::Query(unlock, vec![&COMMIT_LOCK]),
+        ];
+        let (results, sent) = self.conn.pipeline_sent(&steps);
+        drop(steps);
+        let mut results = results.into_iter();
+        let mut next = || results.next().unwrap_or(Ok(Vec::new()));
+        let (written, committed, unlocked) = (next(), next(), next());
+        if written.is_err() || committed.is_err() {
+            // A statement failed: the server rolled back at COMMIT (or
+            // COMMIT was never sent). But once COMMIT went out on a
+            // connection that then broke, nobody knows whether it arrived.
+            let lost = sent >= 2 && self.conn.client.is_closed();
+            self.release(unlocked.is_err());
+            if lost {
+                return Err(Error::Database(format!(
+                    "{}: connection to PostgreSQL lost during COMMIT: the transaction may \
+                     or may not have been applied; check `log` once the server is reachable",
+                    self.location
+                )));
             }
-            None => (0, 0, [0u8; 32]),
-        })
-    }
-
-    fn key_id(&mut self, space: Space, path: &str) -> Result<Option<i64>> {
-        let k = (space, path.to_string());
-        if let Some(id) = self.known.get(&k).or_else(|| self.new_keys.get(&k)) {
-            return Ok(Some(*id));
-        }
-        let rows = self
-            .tx
-            .query(
-                "SELECT id FROM keys WHERE space = $1 AND path = $2",
-                &[&space.as_str(), &path],
-            )
-            .map_err(pg_err(self.loc))?;
-        match rows.first() {
-            Some(r) => Ok(Some(r.try_get(0).map_err(self.e())?)),
-            None => Ok(None),
-        }
-    }
-
-    fn ensure_key(&mut self, space: Space, path: &str) -> Result<i64> {
-        if let Some(id) = self.key_id(space, path)? {
-            self.new_keys.insert((space, path.to_string()), id);
-            return Ok(id);
-        }
-        let (parent_id, name) = if space == Space::File && path != "/" {
-            let cut = path.rfind('/').unwrap_or(0);
-            let parent = if cut == 0 { "/" } else { &path[..cut] };
-            (Some(self.ensure_key(space, parent)?), &path[cut + 1..])
-        } else {
-            (None, if path == "/" { "" } else { path })
-        };
-        let rows = self
-            .tx
-            .query(
-                "INSERT INTO keys(space, path, parent_id, name) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (space, path) DO NOTHING RETURNING id",
-                &[&space.as_str(), &path, &parent_id, &name],
-            )
-            .map_err(pg_err(self.loc))?;
-        let id = match rows.first() {
-            Some(r) => r.try_get(0).map_err(self.e())?,
-            None => self
-                .key_id(space, path)?
-                .ok_or_else(|| corrupt(format!("key {path} vanished during commit")))?,
-        };
-        self.new_keys.insert((space, path.to_string()), id);
-        Ok(id)
-    }
-
-    fn insert_chunks(&mut self, chunks: &[EncodedChunk]) -> Result<()> {
-        for c in chunks {
-            let rows = self
-                .tx
-                .query(
-                    "INSERT INTO chunks(hash, size, codec, data) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (hash) DO NOTHING RETURNING id",
-                    &[
-                        &&c.hash[..],
-                        &i64::from(c.size),
-                        &i16::from(c.codec),
-                        &c.data,
-                    ],
-                )
-                .map_err(pg_err(self.loc))?;
-            if let Some(r) = rows.first() {
-                let id: i64 = r.try_get(0).map_err(self.e())?;
-                self.new_chunks.insert(c.hash, id);
-            }
-        }
-        Ok(())
-    }
-
-    fn chunk_id(&mut self, chunk: &ChunkRef) -> Result<ChunkId> {
-        match chunk {
-            ChunkRef::Stored(id) => Ok(*id),
-            ChunkRef::Pending(h) => {
-                if let Some(id) = self.new_chunks.get(h) {
-                    return Ok(*id);
-                }
-                let rows = self
-                    .tx
-                    .query("SELECT id FROM chunks WHERE hash = $1", &[&&h[..]])
-                    .map_err(pg_err(self.loc))?;
-                match rows.first() {
-                    Some(r) => Ok(r.try_get(0).map_err(self.e())?),
-                    None => Err(corrupt("a pending chunk was never stored")),
-                }
-            }
-        }
-    }
-
-    fn upsert_version(&mut self, branch: BranchId, tx_id: TxId, w: &Write) -> Result<()> {
-        let key = self.ensure_key(w.space, &w.path)?;
-        let c = columns(&w.entry);
-        let manifest = match c.chunks {
-            Some(chunks) => {
-                let mut ids = Vec::with_capacity(chunks.len());
-                for r in chunks {
-                    ids.push(self.chunk_id(r)?);
-                }
-                Some(encode_manifest(&ids))
-            }
-            None => None,
-        };
-        self.tx
-            .execute(
-                "INSERT INTO versions(key_id, branch_id, tx_id, kind, mode, uid, gid, size, mtime_ns, digest, manifest, value) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (key_id, branch_id) DO UPDATE SET tx_id = EXCLUDED.tx_id, kind = EXCLUDED.kind, \
-                 mode = EXCLUDED.mode, uid = EXCLUDED.uid, gid = EXCLUDED.gid, size = EXCLUDED.size, \
-                 mtime_ns = EXCLUDED.mtime_ns, digest = EXCLUDED.digest, manifest = EXCLUDED.manifest, \
-                 value = EXCLUDED.value",
-                &[
-                    &key,
-                    &branch,
-                    &(tx_id as i64),
-                    &(c.kind as i16),
-                    &i64::from(c.meta.mode),
-                    &i64::from(c.meta.uid),
-                    &i64::from(c.meta.gid),
-                    &(c.size as i64),
-                    &c.meta.mtime_ns,
-                    &c.digest,
-                    &manifest,
-                    &c.value,
-                ],
-            )
-            .map_err(pg_err(self.loc))?;
-        Ok(())
-    }
-
-    fn write_tx(
-        &mut self,
-        head: (TxId, i64, Hash),
-        branch: BranchId,
-        meta: &CommitMeta,
-        host: &str,
-        writes: &[Write],
-        logs: &[LogEntry],
-    ) -> Result<TxInfo> {
-        let (head, head_time, prev_hash) = head;
-        let id = head + 1;
-        // The transaction's start time (periods stamps versions with it),
-        // taken after the commit lock, so it follows commit order.
-        let started: i64 = self
-            .tx
-            .query_one(
-                "SELECT (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint",
-                &[],
-            )
-            .map_err(pg_err(self.loc))?
-            .try_get(0)
-            .map_err(self.e())?;
-        let time_us = started.max(head_time);
-        for w in writes {
-            self.upsert_version(branch, id, w)?;
-        }
-        for l in logs {
-            self.tx
-                .execute(
-                    "INSERT INTO log_entries(branch_id, tx_id, time_us, source, severity, message, process_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[
-                        &branch,
-                        &(id as i64),
-                        &l.time_us,
-                        &l.source,
-                        &i16::from(l.severity),
-                        &l.message,
-                        &l.process_id.map(|p| p as i64),
-                    ],
-                )
-                .map_err(pg_err(self.loc))?;
-        }
-        let mut info = TxInfo {
-            id,
-            branch_id: branch,
-            time_us,
-            author: meta.author.clone(),
-            host: host.to_string(),
-            command: meta.command.clone(),
-            message: meta.message.clone(),
-            merge: meta.merge,
-            hash: [0u8; 32],
-        };
-        let chain: Vec<ChainWrite<'_>> = writes
-            .iter()
-            .map(|w| ChainWrite {
-                space: w.space,
-                path: &w.path,
-                entry: w.entry.as_ref(),
-            })
-            .collect();
-        info.hash = tx_hash(&prev_hash, &info, &chain, logs);
-        insert_tx_row(self.tx, self.loc, &info)?;
-        Ok(info)
-    }
-
-    fn validate(&mut self, req: &CommitRequest) -> Result<()> {
-        let mut spaces: Vec<&str> = Vec::new();
-        let mut paths: Vec<&str> = Vec::new();
-        for (s, p) in &req.reads {
-            spaces.push(s.as_str());
-            paths.push(p);
-        }
-        for w in &req.writes {
-            spaces.push(w.space.as_str());
-            paths.push(&w.path);
-        }
-        // The state table holds each key's newest version per branch, so a
-        // newer version than the snapshot is found there.
-        let rows = self
-            .tx
-            .query(
-                "SELECT k.path, v.tx_id FROM unnest($1::text[], $2::text[]) AS q(space, path) \
-                 JOIN keys k ON k.space = q.space AND k.path = q.path \
-                 JOIN versions v ON v.key_id = k.id \
-                 WHERE v.branch_id = $3 AND v.tx_id > $4 LIMIT 1",
-                &[&spaces, &paths, &req.branch, &(req.snapshot as i64)],
-            )
-            .map_err(pg_err(self.loc))?;
-        let dirs: Vec<&str> = req.listed_dirs.iter().map(String::as_str).collect();
-        let rows = if rows.is_empty() && !dirs.is_empty() {
-            self.tx
-                .query(
-                    "SELECT k.path, v.tx_id FROM keys d JOIN keys k ON k.parent_id = d.id \
-                     JOIN versions v ON v.key_id = k.id \
-                     WHERE d.space = 'file' AND d.path = ANY($1) AND v.branch_id = $2 AND v.tx_id > $3 LIMIT 1",
-                    &[&dirs, &req.branch, &(req.snapshot as i64)],
-                )
-                .map_err(pg_err(self.loc))?
-        } else {
-            rows
-        };
-        if let Some(r) = rows.first() {
-            let path: String = r.try_get(0).map_err(self.e())?;
-            let tx: i64 = r.try_get(1).map_err(self.e())?;
-            return Err(Error::Conflict {
-                path,
-                tx: tx as TxId,
-                snapshot: req.snapshot,
+            return Err(match (written, committed) {
+                (Err(e), _) | (_, Err(e)) => e,
+                _ => corrupt("commit failed without an error"),
             });
         }
-        Ok(())
+        if unlocked.is_err() {
+            self.release(true);
+        }
+        if head == job.snapshot {
+            self.advance_reads(job, id, &chunk_ids);
+        }
+        for (space, path, id) in new_keys {
+            self.note_key(space, path, id);
+        }
+        self.saw(id);
+        Ok(info)
     }
 }
 
@@ -804,44 +1397,90 @@ impl Backend for PostgresBackend {
             Some(r) => r.try_get(0).map_err(self.err())?,
             None => None,
         };
-        Ok(v.unwrap_or(0) as TxId)
+        let head = v.unwrap_or(0) as TxId;
+        self.saw(head);
+        Ok(head)
+    }
+
+    fn branch_and_head(&mut self, name: &str) -> Result<(Option<BranchInfo>, TxId)> {
+        let rows = self.query(
+            &format!(
+                "SELECT {BRANCH_COLS}, (SELECT max(id) FROM transactions) FROM (SELECT 1) AS one \
+                 LEFT JOIN branches ON name = $1 AND deleted_us IS NULL"
+            ),
+            &[&name],
+        )?;
+        let r = rows
+            .first()
+            .ok_or_else(|| corrupt("the branch and head query returned no row"))?;
+        let head: Option<i64> = r.try_get(5).map_err(self.err())?;
+        let head = head.unwrap_or(0) as TxId;
+        self.saw(head);
+        let id: Option<i64> = r.try_get(0).map_err(self.err())?;
+        let branch = match id {
+            Some(_) => Some(branch_from_row(r).map_err(self.err())?),
+            None => None,
+        };
+        Ok((branch, head))
     }
 
     fn bootstrap(&mut self, meta: &CommitMeta, host: &str, root: &Entry) -> Result<()> {
-        let known = std::mem::take(&mut self.key_ids);
-        let out = self.locked(|tx, loc| {
-            let exists = tx
-                .query("SELECT id FROM branches LIMIT 1", &[])
-                .map_err(pg_err(loc))?;
-            if !exists.is_empty() {
-                return Ok(());
+        let lock = self.conn.stmt(LOCK_SQL)?;
+        let exists = self.conn.stmt("SELECT id FROM branches LIMIT 1")?;
+        let results = self.conn.pipeline(&[
+            Step::Query(lock, vec![&COMMIT_LOCK]),
+            Step::Simple(BEGIN_SQL),
+            Step::Query(exists, Vec::new()),
+        ]);
+        let holds_lock = results.first().is_some_and(|r| r.is_ok());
+        let mut found = false;
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(rows) => found |= i == 2 && !rows.is_empty(),
+                Err(e) => {
+                    self.release(holds_lock);
+                    return Err(e);
+                }
             }
-            let main: i64 = tx
-                .query_one(
-                    "INSERT INTO branches(name, parent_id, fork_tx, created_us) VALUES ('main', NULL, NULL, $1) RETURNING id",
-                    &[&chrono::Utc::now().timestamp_micros()],
-                )
-                .map_err(pg_err(loc))?
+        }
+        if found {
+            self.release(true);
+            return Ok(());
+        }
+        let main = self.query(
+            "INSERT INTO branches(name, parent_id, fork_tx, created_us) VALUES ('main', NULL, NULL, $1) RETURNING id",
+            &[&chrono::Utc::now().timestamp_micros()],
+        );
+        let main: i64 = match main.and_then(|rows| {
+            rows.first()
+                .ok_or_else(|| corrupt("no id for the new main branch"))?
                 .try_get(0)
-                .map_err(pg_err(loc))?;
-            let mut c = Committer {
-                tx,
-                loc,
-                known: &known,
-                new_keys: HashMap::new(),
-                new_chunks: HashMap::new(),
-            };
-            let head = c.head()?;
-            let writes = [Write {
-                space: Space::File,
-                path: "/".to_string(),
-                entry: Some(root.clone()),
-            }];
-            c.write_tx(head, main, meta, host, &writes, &[])?;
-            Ok(())
-        });
-        self.key_ids = known;
-        out
+                .map_err(self.err())
+        }) {
+            Ok(id) => id,
+            Err(e) => {
+                self.release(true);
+                return Err(e);
+            }
+        };
+        let writes = [Write {
+            space: Space::File,
+            path: "/".to_string(),
+            entry: Some(root.clone()),
+        }];
+        let job = CommitJob {
+            branch: main,
+            snapshot: 0,
+            reads: &[],
+            listed_dirs: &[],
+            writes: &writes,
+            chunks: &[],
+            logs: &[],
+            meta,
+            host,
+        };
+        self.commit_tx(&job, true)?;
+        Ok(())
     }
 
     fn branches(&mut self) -> Result<Vec<BranchInfo>> {
@@ -876,16 +1515,12 @@ impl Backend for PostgresBackend {
 
     fn create_branch(&mut self, name: &str, parent: BranchId, fork_tx: TxId) -> Result<BranchInfo> {
         let created = chrono::Utc::now().timestamp_micros();
-        let loc = self.location.clone();
-        let rows = self
-            .client
-            .query(
-                "INSERT INTO branches(name, parent_id, fork_tx, created_us) \
-                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS \
-                 (SELECT 1 FROM branches WHERE name = $1 AND deleted_us IS NULL) RETURNING id",
-                &[&name, &parent, &(fork_tx as i64), &created],
-            )
-            .map_err(pg_err(&loc))?;
+        let rows = self.query(
+            "INSERT INTO branches(name, parent_id, fork_tx, created_us) \
+             SELECT $1, $2, $3, $4 WHERE NOT EXISTS \
+             (SELECT 1 FROM branches WHERE name = $1 AND deleted_us IS NULL) RETURNING id",
+            &[&name, &parent, &(fork_tx as i64), &created],
+        )?;
         let Some(r) = rows.first() else {
             return Err(Error::InvalidBranch {
                 name: name.to_string(),
@@ -893,7 +1528,7 @@ impl Backend for PostgresBackend {
             });
         };
         Ok(BranchInfo {
-            id: r.try_get(0).map_err(pg_err(&loc))?,
+            id: r.try_get(0).map_err(self.err())?,
             name: name.to_string(),
             parent: Some(parent),
             fork_tx: Some(fork_tx),
@@ -996,10 +1631,30 @@ impl Backend for PostgresBackend {
         space: Space,
         path: &str,
     ) -> Result<Option<VersionRecord>> {
-        match self.key_id(space, path)? {
-            Some(k) => self.read_by_key(k, lineage),
-            None => Ok(None),
+        let key = (space, path.to_string());
+        if let Some(c) = self.reads.as_ref().filter(|c| c.lineage == *lineage) {
+            if let Some(v) = c.entries.get(&key) {
+                return Ok(v.clone());
+            }
         }
+        let v = if let Some(k) = self.key_ids.get(&key) {
+            let k = *k;
+            self.read_by_key(k, lineage)?
+        } else if self.known_missing(space, path, lineage) {
+            None
+        } else {
+            self.read_by_path(lineage, space, path)?
+        };
+        let cache = match self.reads.take() {
+            Some(c) if c.lineage == *lineage && c.entries.len() < READ_CACHE_MAX => c,
+            _ => ReadCache {
+                lineage: lineage.clone(),
+                entries: HashMap::new(),
+            },
+        };
+        let cache = self.reads.insert(cache);
+        cache.entries.insert(key, v.clone());
+        Ok(v)
     }
 
     fn children(&mut self, lineage: &Lineage, dir: &str) -> Result<Vec<(String, VersionRecord)>> {
@@ -1171,51 +1826,32 @@ impl Backend for PostgresBackend {
     }
 
     fn store_chunks(&mut self, chunks: &[EncodedChunk]) -> Result<()> {
-        let loc = self.location.clone();
-        let mut tx = self.client.transaction().map_err(pg_err(&loc))?;
-        for c in chunks {
-            tx.execute(
-                "INSERT INTO chunks(hash, size, codec, data) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING",
-                &[&&c.hash[..], &i64::from(c.size), &i16::from(c.codec), &c.data],
-            )
-            .map_err(pg_err(&loc))?;
-        }
-        tx.commit().map_err(pg_err(&loc))?;
+        let hashes: Vec<&[u8]> = chunks.iter().map(|c| &c.hash[..]).collect();
+        let sizes: Vec<i64> = chunks.iter().map(|c| i64::from(c.size)).collect();
+        let codecs: Vec<i16> = chunks.iter().map(|c| i16::from(c.codec)).collect();
+        let data: Vec<&[u8]> = chunks.iter().map(|c| &c.data[..]).collect();
+        self.conn.execute(
+            "INSERT INTO chunks(hash, size, codec, data) \
+             SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::smallint[], $4::bytea[]) \
+             ON CONFLICT (hash) DO NOTHING",
+            &[&hashes, &sizes, &codecs, &data],
+        )?;
         Ok(())
     }
 
     fn commit(&mut self, req: CommitRequest) -> Result<TxInfo> {
-        let known = std::mem::take(&mut self.key_ids);
-        let mut new_keys = HashMap::new();
-        let out = self.locked(|tx, loc| {
-            let mut c = Committer {
-                tx,
-                loc,
-                known: &known,
-                new_keys: HashMap::new(),
-                new_chunks: HashMap::new(),
-            };
-            let head = c.head()?;
-            if req.snapshot < head.0 {
-                c.validate(&req)?;
-            }
-            c.insert_chunks(&req.chunks)?;
-            let info = c.write_tx(
-                head,
-                req.branch,
-                &req.meta,
-                &req.host,
-                &req.writes,
-                &req.logs,
-            )?;
-            new_keys = c.new_keys;
-            Ok(info)
-        });
-        self.key_ids = known;
-        if out.is_ok() {
-            self.key_ids.extend(new_keys);
-        }
-        out
+        let job = CommitJob {
+            branch: req.branch,
+            snapshot: req.snapshot,
+            reads: &req.reads,
+            listed_dirs: &req.listed_dirs,
+            writes: &req.writes,
+            chunks: &req.chunks,
+            logs: &req.logs,
+            meta: &req.meta,
+            host: &req.host,
+        };
+        self.commit_tx(&job, false)
     }
 
     fn logs(&mut self, lineage: &Lineage, filter: &LogFilter) -> Result<Vec<StoredLog>> {
@@ -1379,58 +2015,208 @@ const IMPORT_BATCH_ROWS: usize = 5000;
 /// ... or this many bytes of chunks.
 const IMPORT_BATCH_BYTES: usize = 64 << 20;
 
-impl Committer<'_, '_> {
-    /// Write one transaction exactly as given: id, time, hash, versions
-    /// (upserted, so periods moves the replaced ones to history) and log
-    /// rows (with their ids).
-    fn import_tx(&mut self, info: &TxInfo, writes: &[Write], logs: &[StoredLog]) -> Result<()> {
-        for w in writes {
-            self.upsert_version(info.branch_id, info.id, w)?;
-        }
-        for l in logs {
-            self.tx
-                .execute(
-                    "INSERT INTO log_entries(id, branch_id, tx_id, time_us, source, severity, message, process_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        &l.id,
-                        &info.branch_id,
-                        &(info.id as i64),
-                        &l.entry.time_us,
-                        &l.entry.source,
-                        &i16::from(l.entry.severity),
-                        &l.entry.message,
-                        &l.entry.process_id.map(|p| p as i64),
-                    ],
-                )
-                .map_err(pg_err(self.loc))?;
-        }
-        insert_tx_row(self.tx, self.loc, info)?;
-        Ok(())
-    }
+/// An import batch: whole transactions, written with one statement per
+/// table when the batch commits.
+#[derive(Default)]
+struct ImportBatch {
+    txs: Vec<(TxInfo, Vec<Write>, Vec<StoredLog>)>,
+    /// (branch, key) written in the batch: periods keeps one version of a
+    /// row per database transaction, so a repeat starts a new batch.
+    written: HashSet<(BranchId, Space, String)>,
+    rows: usize,
+    bytes: usize,
+}
 
+impl PostgresBackend {
     /// Store many chunks in one statement, remembering their ids.
-    fn import_chunks(&mut self, chunks: &[EncodedChunk]) -> Result<()> {
+    fn import_chunks(
+        &mut self,
+        chunks: &[EncodedChunk],
+        ids: &mut HashMap<Hash, ChunkId>,
+    ) -> Result<()> {
         let hashes: Vec<&[u8]> = chunks.iter().map(|c| &c.hash[..]).collect();
         let sizes: Vec<i64> = chunks.iter().map(|c| i64::from(c.size)).collect();
         let codecs: Vec<i16> = chunks.iter().map(|c| i16::from(c.codec)).collect();
         let data: Vec<&[u8]> = chunks.iter().map(|c| &c.data[..]).collect();
-        let rows = self
-            .tx
-            .query(
-                "INSERT INTO chunks(hash, size, codec, data) \
-                 SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::smallint[], $4::bytea[]) \
-                 ON CONFLICT (hash) DO NOTHING RETURNING id, hash",
-                &[&hashes, &sizes, &codecs, &data],
-            )
-            .map_err(pg_err(self.loc))?;
+        let rows = self.query(
+            "INSERT INTO chunks(hash, size, codec, data) \
+             SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::smallint[], $4::bytea[]) \
+             ON CONFLICT (hash) DO NOTHING RETURNING id, hash",
+            &[&hashes, &sizes, &codecs, &data],
+        )?;
         for r in &rows {
-            let id: i64 = r.try_get(0).map_err(self.e())?;
-            let h: Vec<u8> = r.try_get(1).map_err(self.e())?;
+            let id: i64 = r.try_get(0).map_err(self.err())?;
+            let h: Vec<u8> = r.try_get(1).map_err(self.err())?;
             let h: Hash = h
                 .try_into()
                 .map_err(|_| corrupt("chunk hash of the wrong length"))?;
-            self.new_chunks.insert(h, id);
+            ids.insert(h, id);
+        }
+        Ok(())
+    }
+
+    /// Write a batch's transactions exactly as given: ids, times, hashes,
+    /// versions (upserted, so periods moves the replaced ones to history)
+    /// and log rows (with their ids), in one pipelined round trip.
+    fn import_flush(
+        &mut self,
+        batch: &mut ImportBatch,
+        known: &mut HashSet<(Space, String)>,
+        chunk_ids: &mut HashMap<Hash, ChunkId>,
+    ) -> Result<()> {
+        let txs = std::mem::take(&mut batch.txs);
+        batch.written.clear();
+        (batch.rows, batch.bytes) = (0, 0);
+        if txs.is_empty() {
+            return Ok(());
+        }
+        let unknown: Vec<Vec<u8>> = txs
+            .iter()
+            .flat_map(|(_, w, _)| pending_hashes(w))
+            .filter(|h| !chunk_ids.contains_key(h))
+            .map(|h| h.to_vec())
+            .collect();
+        if !unknown.is_empty() {
+            for r in self.query(
+                "SELECT id, hash FROM chunks WHERE hash = ANY($1::bytea[])",
+                &[&unknown],
+            )? {
+                let id: i64 = r.try_get(0).map_err(self.err())?;
+                let h: Vec<u8> = r.try_get(1).map_err(self.err())?;
+                if let Ok(h) = Hash::try_from(h) {
+                    chunk_ids.insert(h, id);
+                }
+            }
+        }
+        let keys_st = self.conn.stmt(KEYS_SQL)?;
+        let fresh_st = self.conn.stmt(&versions_sql(1, false))?;
+        let versions_st = self.conn.stmt(&versions_sql(1, true))?;
+        let logs_st = self.conn.stmt(
+            "INSERT INTO log_entries(id, branch_id, tx_id, time_us, source, severity, message, process_id) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], \
+             $6::smallint[], $7::text[], $8::bigint[])",
+        )?;
+        let txs_st = self.conn.stmt(&format!(
+            "INSERT INTO transactions({TX_COLS}) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bytea[])"
+        ))?;
+        let levels = plan_keys(
+            txs.iter()
+                .flat_map(|(_, w, _)| w.iter().map(|w| (w.space, w.path.as_str()))),
+            |s, p| known.contains(&(s, p.to_string())),
+        );
+        // Keys interned by this batch have no versions yet (the database
+        // was empty and the lock is held): their rows need no conflict check.
+        let interned: HashSet<(Space, &str)> = levels
+            .iter()
+            .flat_map(|l| l.spaces.iter().zip(&l.paths))
+            .filter_map(|(s, p)| Some((Space::from_name(s)?, *p)))
+            .collect();
+        let (mut fresh, mut versions) = (VersionRows::default(), VersionRows::default());
+        for (info, writes, _) in &txs {
+            for w in writes {
+                let chunk = |c: &ChunkRef| match c {
+                    ChunkRef::Stored(id) => Ok(*id),
+                    ChunkRef::Pending(h) => chunk_ids
+                        .get(h)
+                        .copied()
+                        .ok_or_else(|| corrupt("a pending chunk was never stored")),
+                };
+                let rows = if interned.contains(&(w.space, w.path.as_str())) {
+                    &mut fresh
+                } else {
+                    &mut versions
+                };
+                rows.push(None, info.branch_id, info.id, w, chunk)?;
+            }
+        }
+        let logs: Vec<(&TxInfo, &StoredLog)> = txs
+            .iter()
+            .flat_map(|(info, _, logs)| logs.iter().map(move |l| (info, l)))
+            .collect();
+        let l_ids: Vec<i64> = logs.iter().map(|(_, l)| l.id).collect();
+        let l_branches: Vec<i64> = logs.iter().map(|(i, _)| i.branch_id).collect();
+        let l_txs: Vec<i64> = logs.iter().map(|(i, _)| i.id as i64).collect();
+        let l_times: Vec<i64> = logs.iter().map(|(_, l)| l.entry.time_us).collect();
+        let l_sources: Vec<&str> = logs.iter().map(|(_, l)| l.entry.source.as_str()).collect();
+        let l_sev: Vec<i16> = logs
+            .iter()
+            .map(|(_, l)| i16::from(l.entry.severity))
+            .collect();
+        let l_msgs: Vec<&str> = logs.iter().map(|(_, l)| l.entry.message.as_str()).collect();
+        let l_procs: Vec<Option<i64>> = logs
+            .iter()
+            .map(|(_, l)| l.entry.process_id.map(|p| p as i64))
+            .collect();
+        let t_ids: Vec<i64> = txs.iter().map(|(i, _, _)| i.id as i64).collect();
+        let t_branches: Vec<i64> = txs.iter().map(|(i, _, _)| i.branch_id).collect();
+        let t_times: Vec<i64> = txs.iter().map(|(i, _, _)| i.time_us).collect();
+        let t_authors: Vec<&str> = txs.iter().map(|(i, _, _)| i.author.as_str()).collect();
+        let t_hosts: Vec<&str> = txs.iter().map(|(i, _, _)| i.host.as_str()).collect();
+        let t_commands: Vec<&str> = txs.iter().map(|(i, _, _)| i.command.as_str()).collect();
+        let t_messages: Vec<Option<&str>> =
+            txs.iter().map(|(i, _, _)| i.message.as_deref()).collect();
+        let t_mb: Vec<Option<i64>> = txs.iter().map(|(i, _, _)| i.merge.map(|m| m.0)).collect();
+        let t_mt: Vec<Option<i64>> = txs
+            .iter()
+            .map(|(i, _, _)| i.merge.map(|m| m.1 as i64))
+            .collect();
+        let t_hashes: Vec<&[u8]> = txs.iter().map(|(i, _, _)| &i.hash[..]).collect();
+        let mut steps: Vec<Step<'_>> = levels
+            .iter()
+            .map(|l| {
+                Step::Query(
+                    keys_st.clone(),
+                    vec![&l.spaces, &l.paths, &l.parents, &l.names],
+                )
+            })
+            .collect();
+        if !fresh.is_empty() {
+            steps.push(Step::Query(fresh_st, fresh.params()));
+        }
+        if !versions.is_empty() {
+            steps.push(Step::Query(versions_st, versions.params()));
+        }
+        if !logs.is_empty() {
+            steps.push(Step::Query(
+                logs_st,
+                vec![
+                    &l_ids,
+                    &l_branches,
+                    &l_txs,
+                    &l_times,
+                    &l_sources,
+                    &l_sev,
+                    &l_msgs,
+                    &l_procs,
+                ],
+            ));
+        }
+        steps.push(Step::Query(
+            txs_st,
+            vec![
+                &t_ids,
+                &t_branches,
+                &t_times,
+                &t_authors,
+                &t_hosts,
+                &t_commands,
+                &t_messages,
+                &t_mb,
+                &t_mt,
+                &t_hashes,
+            ],
+        ));
+        for r in self.conn.pipeline(&steps) {
+            r?;
+        }
+        for l in &levels {
+            for (s, p) in l.spaces.iter().zip(&l.paths) {
+                if let Some(s) = Space::from_name(s) {
+                    known.insert((s, p.to_string()));
+                }
+            }
         }
         Ok(())
     }
@@ -1520,15 +2306,13 @@ impl PostgresBackend {
 
     /// Holds the commit lock throughout, so nothing else commits meanwhile.
     fn copy_import(&mut self, next: &mut dyn FnMut() -> Result<Option<ImportItem>>) -> Result<()> {
-        let loc = self.location.clone();
-        self.client
-            .execute("SELECT pg_advisory_lock($1)", &[&COMMIT_LOCK])
-            .map_err(pg_err(&loc))?;
-        let out = self.copy_import_locked(next, &loc);
-        let _ = self.client.batch_execute("RESET synchronous_commit");
-        let _ = self
-            .client
-            .execute("SELECT pg_advisory_unlock($1)", &[&COMMIT_LOCK]);
+        self.conn.execute(LOCK_SQL, &[&COMMIT_LOCK])?;
+        let out = self.copy_import_locked(next);
+        if out.is_err() {
+            let _ = self.conn.batch("ROLLBACK");
+        }
+        let _ = self.conn.batch("RESET synchronous_commit");
+        let _ = self.conn.execute(UNLOCK_SQL, &[&COMMIT_LOCK]);
         out
     }
 
@@ -1538,21 +2322,17 @@ impl PostgresBackend {
     fn copy_import_locked(
         &mut self,
         next: &mut dyn FnMut() -> Result<Option<ImportItem>>,
-        loc: &str,
     ) -> Result<()> {
-        let e = pg_err(loc);
+        let loc = self.location.clone();
         // Batches need not reach the disk one by one: the last one commits
         // synchronously, which flushes the write-ahead log of all before it.
-        self.client
-            .batch_execute("SET synchronous_commit = off")
-            .map_err(&e)?;
-        let mut known: HashMap<(Space, String), i64> = HashMap::new();
+        self.conn.batch("SET synchronous_commit = off")?;
+        let mut known: HashSet<(Space, String)> = HashSet::new();
         let mut chunk_ids: HashMap<Hash, ChunkId> = HashMap::new();
-        let mut tx = self.client.transaction().map_err(&e)?;
+        self.conn.batch("BEGIN")?;
         for table in IMPORT_TABLES.split(", ") {
-            if !tx
-                .query(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])
-                .map_err(&e)?
+            if !self
+                .query(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])?
                 .is_empty()
             {
                 return Err(Error::Database(format!(
@@ -1560,33 +2340,24 @@ impl PostgresBackend {
                 )));
             }
         }
-        let mut batch_keys: HashSet<(BranchId, Space, String)> = HashSet::new();
-        let (mut rows, mut bytes) = (0usize, 0usize);
+        let mut batch = ImportBatch::default();
         let mut expected: TxId = 1;
         while let Some(item) = next()? {
             let repeats = match &item {
-                ImportItem::Tx { info, writes, .. } => writes
-                    .iter()
-                    .any(|w| batch_keys.contains(&(info.branch_id, w.space, w.path.clone()))),
+                ImportItem::Tx { info, writes, .. } => writes.iter().any(|w| {
+                    batch
+                        .written
+                        .contains(&(info.branch_id, w.space, w.path.clone()))
+                }),
                 _ => false,
             };
-            if repeats || rows >= IMPORT_BATCH_ROWS || bytes >= IMPORT_BATCH_BYTES {
-                tx.commit().map_err(&e)?;
-                tx = self.client.transaction().map_err(&e)?;
-                batch_keys.clear();
-                (rows, bytes) = (0, 0);
+            if repeats || batch.rows >= IMPORT_BATCH_ROWS || batch.bytes >= IMPORT_BATCH_BYTES {
+                self.import_flush(&mut batch, &mut known, &mut chunk_ids)?;
+                self.conn.batch("COMMIT; BEGIN")?;
             }
-            let mut c = Committer {
-                tx: &mut tx,
-                loc,
-                known: &known,
-                new_keys: HashMap::new(),
-                new_chunks: std::mem::take(&mut chunk_ids),
-            };
-            let done = match item {
-                ImportItem::Branch(b) => c
-                    .tx
-                    .execute(
+            match item {
+                ImportItem::Branch(b) => {
+                    self.conn.execute(
                         "INSERT INTO branches(id, name, parent_id, fork_tx, created_us, deleted_us) \
                          VALUES ($1, $2, $3, $4, $5, $6)",
                         &[
@@ -1597,121 +2368,116 @@ impl PostgresBackend {
                             &b.info.created_us,
                             &IMPORT_UNFINISHED_US,
                         ],
-                    )
-                    .map(|_| ())
-                    .map_err(&e),
+                    )?;
+                }
                 ImportItem::Chunks(chunks) => {
-                    rows += chunks.len();
-                    bytes += chunks.iter().map(|c| c.data.len()).sum::<usize>();
-                    c.import_chunks(&chunks)
+                    batch.rows += chunks.len();
+                    batch.bytes += chunks.iter().map(|c| c.data.len()).sum::<usize>();
+                    self.import_chunks(&chunks, &mut chunk_ids)?;
                 }
                 ImportItem::Tx { info, writes, logs } if info.id == expected => {
                     expected += 1;
-                    rows += 1 + writes.len() + logs.len();
+                    batch.rows += 1 + writes.len() + logs.len();
                     for w in &writes {
-                        batch_keys.insert((info.branch_id, w.space, w.path.clone()));
+                        batch
+                            .written
+                            .insert((info.branch_id, w.space, w.path.clone()));
                     }
-                    c.import_tx(&info, &writes, &logs)
+                    batch.txs.push((info, writes, logs));
                 }
-                ImportItem::Tx { info, .. } => Err(corrupt(format!(
-                    "import: T{} given where T{expected} was expected",
-                    info.id
-                ))),
-                ImportItem::Tag(t) => c
-                    .tx
-                    .execute(
+                ImportItem::Tx { info, .. } => {
+                    return Err(corrupt(format!(
+                        "import: T{} given where T{expected} was expected",
+                        info.id
+                    )))
+                }
+                ImportItem::Tag(t) => {
+                    self.conn.execute(
                         "INSERT INTO tags(name, branch_id, tx_id, created_us) VALUES ($1, $2, $3, $4)",
                         &[&t.name, &t.branch, &(t.tx as i64), &t.created_us],
-                    )
-                    .map(|_| ())
-                    .map_err(&e),
-                ImportItem::ShellLines(lines) => lines.iter().try_for_each(|l| {
-                    c.tx.execute(
-                        "INSERT INTO shell_history(id, time_us, author, branch, line) VALUES ($1, $2, $3, $4, $5)",
-                        &[&l.id, &l.time_us, &l.author, &l.branch, &l.line],
-                    )
-                    .map(|_| ())
-                    .map_err(&e)
-                }),
-            };
-            chunk_ids = std::mem::take(&mut c.new_chunks);
-            let new_keys = std::mem::take(&mut c.new_keys);
-            done?;
-            known.extend(new_keys);
+                    )?;
+                }
+                ImportItem::ShellLines(lines) => {
+                    let ids: Vec<i64> = lines.iter().map(|l| l.id).collect();
+                    let times: Vec<i64> = lines.iter().map(|l| l.time_us).collect();
+                    let authors: Vec<&str> = lines.iter().map(|l| l.author.as_str()).collect();
+                    let branches: Vec<&str> = lines.iter().map(|l| l.branch.as_str()).collect();
+                    let texts: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
+                    self.conn.execute(
+                        "INSERT INTO shell_history(id, time_us, author, branch, line) \
+                         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])",
+                        &[&ids, &times, &authors, &branches, &texts],
+                    )?;
+                }
+            }
         }
+        self.import_flush(&mut batch, &mut known, &mut chunk_ids)?;
         // Rows were given their ids: move the sequences past them.
         for table in ["branches", "log_entries", "shell_history"] {
-            tx.execute(
-                &format!(
-                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-                     COALESCE((SELECT max(id) FROM {table}), 0) + 1, false)"
-                ),
-                &[],
-            )
-            .map_err(&e)?;
+            self.conn.batch(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                 COALESCE((SELECT max(id) FROM {table}), 0) + 1, false)"
+            ))?;
         }
-        tx.batch_execute("SET LOCAL synchronous_commit = on")
-            .map_err(&e)?;
-        tx.commit().map_err(&e)?;
+        self.conn.batch("SET LOCAL synchronous_commit = on")?;
+        self.conn.batch("COMMIT")?;
         Ok(())
     }
 
     fn copy_import_finish(&mut self, branches: &[BranchRecord]) -> Result<()> {
-        let loc = self.location.clone();
-        let e = pg_err(&loc);
-        let mut tx = self.client.transaction().map_err(&e)?;
-        for b in branches {
-            let n = tx
-                .execute(
+        self.conn.in_tx(|c| {
+            for b in branches {
+                let n = c.execute(
                     "UPDATE branches SET deleted_us = $2 WHERE id = $1 AND deleted_us = $3",
                     &[&b.info.id, &b.deleted_us, &IMPORT_UNFINISHED_US],
-                )
-                .map_err(&e)?;
-            if n != 1 {
+                )?;
+                if n != 1 {
+                    return Err(corrupt(format!(
+                        "branch {} ({}) is not part of an unfinished import",
+                        b.info.id, b.info.name
+                    )));
+                }
+            }
+            let left: i64 = c
+                .query(
+                    "SELECT count(*) FROM branches WHERE deleted_us = $1",
+                    &[&IMPORT_UNFINISHED_US],
+                )?
+                .first()
+                .ok_or_else(|| corrupt("count returned no row"))?
+                .try_get(0)
+                .map_err(c.err())?;
+            if left != 0 {
                 return Err(corrupt(format!(
-                    "branch {} ({}) is not part of an unfinished import",
-                    b.info.id, b.info.name
+                    "{left} imported branches were not given to import_finish"
                 )));
             }
-        }
-        let left: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM branches WHERE deleted_us = $1",
-                &[&IMPORT_UNFINISHED_US],
-            )
-            .map_err(&e)?
-            .try_get(0)
-            .map_err(&e)?;
-        if left != 0 {
-            return Err(corrupt(format!(
-                "{left} imported branches were not given to import_finish"
-            )));
-        }
-        tx.commit().map_err(&e)?;
-        Ok(())
+            Ok(())
+        })
     }
 
     fn copy_import_abort(&mut self) -> Result<()> {
         let loc = self.location.clone();
-        let e = pg_err(&loc);
-        let mut tx = self.client.transaction().map_err(&e)?;
-        let visible: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM branches WHERE deleted_us IS DISTINCT FROM $1",
-                &[&IMPORT_UNFINISHED_US],
-            )
-            .map_err(&e)?
-            .try_get(0)
-            .map_err(&e)?;
-        if visible != 0 {
-            return Err(Error::Database(format!(
+        self.conn.in_tx(|c| {
+            let visible: i64 = c
+                .query(
+                    "SELECT count(*) FROM branches WHERE deleted_us IS DISTINCT FROM $1",
+                    &[&IMPORT_UNFINISHED_US],
+                )?
+                .first()
+                .ok_or_else(|| corrupt("count returned no row"))?
+                .try_get(0)
+                .map_err(c.err())?;
+            if visible != 0 {
+                return Err(Error::Database(format!(
                 "{loc}: not an unfinished import ({visible} usable branches); nothing was deleted"
             )));
-        }
-        tx.batch_execute(&format!("TRUNCATE {IMPORT_TABLES} RESTART IDENTITY"))
-            .map_err(&e)?;
-        tx.commit().map_err(&e)?;
+            }
+            c.batch(&format!("TRUNCATE {IMPORT_TABLES} RESTART IDENTITY"))
+        })?;
         self.key_ids.clear();
+        self.missing.clear();
+        self.reads = None;
         Ok(())
     }
 }
