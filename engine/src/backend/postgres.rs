@@ -146,6 +146,15 @@ impl Conn {
             .map_err(pg_err(&self.loc))
     }
 
+    /// The one `bigint` a `SELECT count(*) ...` returns.
+    fn count(&mut self, sql: &str, params: &[Param<'_>]) -> Result<i64> {
+        self.query(sql, params)?
+            .first()
+            .ok_or_else(|| corrupt(format!("no row from `{sql}`")))?
+            .try_get(0)
+            .map_err(pg_err(&self.loc))
+    }
+
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         let s = self.stmt(sql)?;
         self.rt
@@ -2438,15 +2447,10 @@ impl PostgresBackend {
                     )));
                 }
             }
-            let left: i64 = c
-                .query(
-                    "SELECT count(*) FROM branches WHERE deleted_us = $1",
-                    &[&IMPORT_UNFINISHED_US],
-                )?
-                .first()
-                .ok_or_else(|| corrupt("count returned no row"))?
-                .try_get(0)
-                .map_err(c.err())?;
+            let left = c.count(
+                "SELECT count(*) FROM branches WHERE deleted_us = $1",
+                &[&IMPORT_UNFINISHED_US],
+            )?;
             if left != 0 {
                 return Err(corrupt(format!(
                     "{left} imported branches were not given to import_finish"
@@ -2459,15 +2463,10 @@ impl PostgresBackend {
     fn copy_import_abort(&mut self) -> Result<()> {
         let loc = self.location.clone();
         self.conn.in_tx(|c| {
-            let visible: i64 = c
-                .query(
-                    "SELECT count(*) FROM branches WHERE deleted_us IS DISTINCT FROM $1",
-                    &[&IMPORT_UNFINISHED_US],
-                )?
-                .first()
-                .ok_or_else(|| corrupt("count returned no row"))?
-                .try_get(0)
-                .map_err(c.err())?;
+            let visible = c.count(
+                "SELECT count(*) FROM branches WHERE deleted_us IS DISTINCT FROM $1",
+                &[&IMPORT_UNFINISHED_US],
+            )?;
             if visible != 0 {
                 return Err(Error::Database(format!(
                 "{loc}: not an unfinished import ({visible} usable branches); nothing was deleted"
