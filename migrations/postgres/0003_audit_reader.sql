@@ -6,13 +6,23 @@
 -- and audit queries rely on the read-only transaction alone.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dbos_reader') THEN
-        CREATE ROLE dbos_reader NOLOGIN NOINHERIT;
-    END IF;
+    -- Roles belong to the whole cluster: databases migrating at the same
+    -- time may both try to create it; the loser finds it made.
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dbos_reader') THEN
+            CREATE ROLE dbos_reader NOLOGIN NOINHERIT;
+        END IF;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+        NULL;
+    END;
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO dbos_reader', current_schema());
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO dbos_reader', current_schema());
     EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT ON TABLES TO dbos_reader', current_schema());
-    EXECUTE format('GRANT dbos_reader TO %I', current_user);
+    BEGIN
+        EXECUTE format('GRANT dbos_reader TO %I', current_user);
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+        NULL;
+    END;
 EXCEPTION WHEN insufficient_privilege THEN
     RAISE NOTICE 'dbos: no privilege to set up role dbos_reader (%); audit queries rely on read-only transactions alone', SQLERRM;
 END $$;
