@@ -413,3 +413,37 @@ fn clear_errno() {
     // SAFETY: the thread's errno location is always valid to write.
     unsafe { *libc::__error() = 0 };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_single_names_are_accepted() {
+        for bad in ["", ".", "..", "a/b", "/", "../x", "a\0b"] {
+            assert!(checked_name(OsStr::new(bad)).is_err(), "{bad:?}");
+        }
+        for good in ["a", "...", "a b", "new\nline", "\u{1}"] {
+            assert!(checked_name(OsStr::new(good)).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_created_through_a_symbolic_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let top = tmp.path().join("top");
+        std::fs::create_dir(&top).unwrap();
+        std::os::unix::fs::symlink(&outside, top.join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("f"), top.join("flink")).unwrap();
+        let dir = HostDir::open(&top).unwrap();
+        assert!(dir.open_dir(OsStr::new("link")).is_err());
+        assert!(dir.create_file(OsStr::new("flink")).is_err());
+        assert!(dir.make_dir(OsStr::new("link"), 0o700).is_err());
+        assert!(dir.open_file(OsStr::new("flink")).is_err());
+        dir.remove(OsStr::new("link")).unwrap();
+        assert!(outside.exists());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+}

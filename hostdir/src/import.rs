@@ -429,3 +429,138 @@ fn import_file(
     };
     Ok(FileOutcome::Entry(Entry::File { meta, content }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoProgress;
+    use dbos_engine::{Actor, Engine};
+    use std::fs;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn engine(dir: &Path) -> Engine {
+        Engine::open(&dir.join("s.db").display().to_string()).unwrap()
+    }
+
+    /// Import `host` into `/d` in one transaction; the report and whether
+    /// a transaction was recorded.
+    fn run(e: &mut Engine, host: &Path, opts: ImportOptions) -> (Result<ImportReport>, bool) {
+        let mut tx = e.begin("main", &Actor::default()).unwrap();
+        let dest = VPath::parse("/d").unwrap();
+        let r = import(&mut tx, host, &dest, &opts, &mut NoProgress);
+        if r.is_err() {
+            return (r, false);
+        }
+        let committed = tx.commit("import", None).unwrap().is_some();
+        (r, committed)
+    }
+
+    fn tree(root: &Path) {
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/f"), b"content").unwrap();
+        fs::write(root.join("g"), b"").unwrap();
+        symlink("a/f", root.join("l")).unwrap();
+    }
+
+    #[test]
+    fn counts_and_only_differences() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tmp.path().join("h");
+        tree(&host);
+        let mut e = engine(tmp.path());
+        let (r, committed) = run(&mut e, &host, ImportOptions::default());
+        let r = r.unwrap();
+        assert!(committed);
+        // /d, a, a/b, a/f, g, l
+        assert_eq!((r.added, r.changed, r.removed, r.unchanged), (6, 0, 0, 0));
+        assert_eq!(r.bytes, 7);
+
+        let (r, committed) = run(&mut e, &host, ImportOptions::default());
+        assert_eq!(r.unwrap().unchanged, 6);
+        assert!(!committed, "an unchanged tree records no transaction");
+
+        // Mode only: the content is reused, not read into new chunks.
+        fs::set_permissions(host.join("a/f"), fs::Permissions::from_mode(0o600)).unwrap();
+        let (r, committed) = run(&mut e, &host, ImportOptions::default());
+        let r = r.unwrap();
+        assert!(committed);
+        assert_eq!((r.changed, r.bytes), (1, 0));
+
+        // A directory removed on the host goes with everything in it.
+        fs::remove_dir_all(host.join("a")).unwrap();
+        let (r, _) = run(&mut e, &host, ImportOptions::default());
+        let r = r.unwrap();
+        assert_eq!(r.removed, 3, "a, a/b, a/f");
+        assert_eq!(r.changed, 1, "/d's mtime");
+        let mut view = e.begin("main", &Actor::default()).unwrap();
+        let names: Vec<String> = view
+            .read_dir(&VPath::parse("/d").unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["g", "l"]);
+    }
+
+    #[test]
+    fn strict_refuses_before_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tmp.path().join("h");
+        tree(&host);
+        let _sock = std::os::unix::net::UnixListener::bind(host.join("a/sock")).unwrap();
+        let mut e = engine(tmp.path());
+        let (r, _) = run(&mut e, &host, ImportOptions { strict: true });
+        match r {
+            Err(Error::Strict(s)) => {
+                assert_eq!(s.len(), 1);
+                assert_eq!(s[0].host_path, host.join("a/sock"));
+                assert_eq!(s[0].reason, SkipReason::Special("a socket"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let (r, committed) = run(&mut e, &host, ImportOptions::default());
+        assert_eq!(r.unwrap().skipped.len(), 1);
+        assert!(committed);
+    }
+
+    struct StopAfter(u64, u64);
+    impl Progress for StopAfter {
+        fn advance(&mut self, entries: u64, _bytes: u64) {
+            self.1 += entries;
+        }
+        fn interrupted(&self) -> bool {
+            self.1 >= self.0
+        }
+    }
+
+    #[test]
+    fn interruption_stops_with_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tmp.path().join("h");
+        tree(&host);
+        let mut e = engine(tmp.path());
+        let mut tx = e.begin("main", &Actor::default()).unwrap();
+        let dest = VPath::parse("/d").unwrap();
+        let r = import(
+            &mut tx,
+            &host,
+            &dest,
+            &ImportOptions::default(),
+            &mut StopAfter(2, 0),
+        );
+        assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
+    }
+
+    #[test]
+    fn bad_hosts_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut e = engine(tmp.path());
+        let missing = tmp.path().join("missing");
+        let (r, _) = run(&mut e, &missing, ImportOptions::default());
+        assert!(matches!(r, Err(Error::HostMissing(p)) if p == missing));
+        let file = tmp.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        let (r, _) = run(&mut e, &file, ImportOptions::default());
+        assert!(matches!(r, Err(Error::HostNotADirectory(p)) if p == file));
+    }
+}
