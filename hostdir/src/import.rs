@@ -551,6 +551,38 @@ mod tests {
         assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
     }
 
+    /// Swaps entries between the counting pass and the writing pass.
+    struct Swap(std::path::PathBuf);
+    impl Progress for Swap {
+        fn start(&mut self, _entries: u64, _bytes: u64) {
+            let h = &self.0;
+            // A directory becomes a symbolic link to /, a file
+            // becomes a directory.
+            fs::remove_dir_all(h.join("a")).unwrap();
+            symlink("/", h.join("a")).unwrap();
+            fs::remove_file(h.join("g")).unwrap();
+            fs::create_dir(h.join("g")).unwrap();
+        }
+    }
+
+    #[test]
+    fn entries_changed_during_the_import_are_taken_as_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tmp.path().join("h");
+        tree(&host);
+        let mut e = engine(tmp.path());
+        let mut tx = e.begin("main", &Actor::default()).unwrap();
+        let dest = VPath::parse("/d").unwrap();
+        let mut swap = Swap(host.clone());
+        let r = import(&mut tx, &host, &dest, &ImportOptions::default(), &mut swap).unwrap();
+        assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+        let a = tx.stat(&VPath::parse("/d/a").unwrap()).unwrap();
+        assert!(matches!(a, Some(Entry::Symlink { target, .. }) if target == "/"));
+        let g = tx.stat(&VPath::parse("/d/g").unwrap()).unwrap();
+        assert!(matches!(g, Some(Entry::Dir { .. })));
+        assert!(tx.stat(&VPath::parse("/d/a/f").unwrap()).unwrap().is_none());
+    }
+
     #[test]
     fn bad_hosts_are_named() {
         let tmp = tempfile::tempdir().unwrap();
