@@ -87,6 +87,20 @@ enum Sub {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Copy a host directory into the versioned tree (`dbos import --help`).
+    #[command(disable_help_flag = true)]
+    Import {
+        /// Arguments of the shell's `import` command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Write a present or past state to a host directory (`dbos export --help`).
+    #[command(disable_help_flag = true)]
+    Export {
+        /// Arguments of the shell's `export` command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Whole-database operations: `db copy SRC DST`.
     Db {
         #[command(subcommand)]
@@ -155,6 +169,7 @@ fn run() -> i32 {
         }
         Some(Sub::Db { op }) => return dbcmd::run(op),
         Some(Sub::Sql { .. } | Sub::Verify { .. }) | None => {}
+        Some(Sub::Import { .. } | Sub::Export { .. }) => {}
     }
 
     let location = match cli
@@ -200,6 +215,8 @@ fn run() -> i32 {
     let status = if let Some((name, args)) = match &cli.sub {
         Some(Sub::Sql { args }) => Some(("sql", args)),
         Some(Sub::Verify { args }) => Some(("verify", args)),
+        Some(Sub::Import { args }) => Some(("import", args)),
+        Some(Sub::Export { args }) => Some(("export", args)),
         _ => None,
     } {
         // `dbos sql ...`: the shell command, its arguments quoted as they came.

@@ -1,4 +1,6 @@
-//! Shell variables: export, unset.
+//! Shell variables: export, unset. (`export` shares its name with the
+//! host directory export: `hostdir.rs` owns the command and hands the
+//! variable form, `export [NAME[=VALUE]]...`, to `export_vars` here.)
 
 use super::{parse, Ctx, Spec};
 use crate::session::{CmdResult, Failure};
@@ -6,7 +8,14 @@ use crate::spec;
 use clap::Parser;
 
 pub fn specs() -> Vec<Spec> {
-    vec![spec!(Export, export), spec!(Unset, unset)]
+    vec![spec!(Unset, unset)]
+}
+
+/// True when every argument is NAME or NAME=VALUE: the variable form of
+/// `export` (also with no argument at all).
+pub(super) fn is_variable_export(args: &[String]) -> bool {
+    args.iter()
+        .all(|a| valid_name(a.split_once('=').map_or(a.as_str(), |(n, _)| n)))
 }
 
 fn valid_name(n: &str) -> bool {
@@ -27,7 +36,8 @@ struct Export {
     items: Vec<String>,
 }
 
-fn export(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
+/// `export [NAME[=VALUE]]...`: set and export shell variables, or list them.
+pub(super) fn export_vars(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
     let Some(a) = parse::<Export>(ctx, argv)? else {
         return Ok(0);
     };
