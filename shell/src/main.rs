@@ -216,7 +216,9 @@ fn run() -> i32 {
         Some(Sub::Sql { args }) => Some(("sql", args)),
         Some(Sub::Verify { args }) => Some(("verify", args)),
         Some(Sub::Import { args }) => Some(("import", args)),
-        Some(Sub::Export { args }) => Some(("export", args)),
+        // On the command line `export` always means the directory export
+        // (shell variables die with this process): `--tree` says so.
+        Some(Sub::Export { args }) => Some(("export --tree", args)),
         _ => None,
     } {
         // `dbos sql ...`: the shell command, its arguments quoted as they came.

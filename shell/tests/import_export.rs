@@ -300,9 +300,21 @@ fn command_line_import_and_symlinked_hostdir() {
     expect_code(r, 0, "dbos import");
     assert_eq!(sh.ok("cat /x/a/f"), "f\n");
     assert_eq!(sh.ok("ls /x"), "a\n");
-    // The default PATH is the working directory.
-    sh.ok(&format!("mkdir /w; cd /w; import {}", p(&real)));
-    assert_eq!(sh.ok("cat /w/a/f"), "f\n");
+    // The default PATH is HOSTDIR's name in the working directory (the
+    // link's target's name for a link), and the rest of the working
+    // directory is left alone.
+    sh.ok("mkdir /w; echo keep > /w/keep");
+    sh.ok(&format!("cd /w; import {}", p(&real)));
+    assert_eq!(sh.ok("cat /w/real/a/f"), "f\n");
+    assert_eq!(sh.ok("cat /w/keep"), "keep\n");
+    sh.ok(&format!(
+        "cd /w; import {}",
+        p(&base.path().join("via-link"))
+    ));
+    assert_eq!(sh.ok("ls /w"), "keep\nreal\n");
+    // The root has no name to default to.
+    let err = sh.fails("import /", 2);
+    assert!(err.contains("give the PATH"), "{err}");
 }
 
 // ----- escapes -----------------------------------------------------------------
@@ -528,4 +540,20 @@ fn bad_input_is_refused_and_changes_nothing() {
 
     // The variable form of export still works.
     assert_eq!(sh.ok("export A=1 B; export"), "export A=1\nexport B=\n");
+}
+
+/// `export NAME NAME` is the shell's variable export, as in POSIX shells;
+/// on the command line, where variables die with the process, it is the
+/// directory export, and in the shell a likely mix-up is pointed out.
+#[test]
+fn export_with_name_like_operands() {
+    let sh = Shell::new();
+    let base = tempfile::tempdir().unwrap();
+    sh.ok("mkdir /etc; echo x > /etc/f");
+    let out = base.path().join("out");
+    let r = sh.args(&["export", "etc", &p(&out)]);
+    expect_code(r, 0, "dbos export etc OUT");
+    assert_eq!(fs::read(out.join("f")).unwrap(), b"x\n");
+    let r = expect_code(sh.run("export etc out"), 0, "export etc out");
+    assert!(r.err.contains("write: export ./etc out"), "{}", r.err);
 }

@@ -148,16 +148,39 @@ struct Import {
     /// The host directory to copy.
     #[arg(value_name = "HOSTDIR")]
     host: PathBuf,
-    /// Where it goes in the versioned tree (default: the working directory).
+    /// Where it goes in the versioned tree (default: HOSTDIR's last name in
+    /// the working directory, as `cp -r` would put it). PATH becomes a
+    /// mirror of HOSTDIR: entries HOSTDIR lacks are removed from PATH.
     #[arg(value_name = "PATH")]
     path: Option<String>,
+}
+
+/// Where `import HOSTDIR` goes without a PATH: HOSTDIR's last name, in the
+/// working directory. Never the working directory itself, which the
+/// mirror would empty of everything HOSTDIR lacks.
+fn default_import_path(host: &std::path::Path) -> Result<String, Failure> {
+    let name = host
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_os_string()))
+        .or_else(|| host.file_name().map(|n| n.to_os_string()));
+    match name.as_ref().and_then(|n| n.to_str()) {
+        Some(n) => Ok(format!("./{n}")),
+        None => Err(Failure::Usage(format!(
+            "{}: give the PATH to import it to (it has no usable last name)",
+            host.display()
+        ))),
+    }
 }
 
 fn import(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
     let Some(a) = parse::<Import>(ctx, argv)? else {
         return Ok(0);
     };
-    let dest = ctx.sess.abs(a.path.as_deref().unwrap_or("."))?;
+    let dest = match &a.path {
+        Some(p) => ctx.sess.abs(p)?,
+        None => ctx.sess.abs(&default_import_path(&a.host)?)?,
+    };
     let opts = ImportOptions { strict: a.strict };
     let mut bar = Bar::new("importing");
     let mut refused = Vec::new();
@@ -257,6 +280,10 @@ struct Export {
     /// Do not restore owners and groups, even when running as root.
     #[arg(long = "no-owner")]
     no_owner: bool,
+    /// The directory export even when every operand looks like a variable
+    /// name (`dbos export etc out` passes it).
+    #[arg(long, hide = true)]
+    tree: bool,
     /// File or directory of the versioned tree.
     #[arg(value_name = "PATH")]
     path: String,
@@ -265,8 +292,38 @@ struct Export {
     host: PathBuf,
 }
 
+/// `export etc out` sets two variables, as in any POSIX shell; when `etc`
+/// is also an entry of the working directory and neither is a variable,
+/// the user most likely meant the directory export: say how to get it.
+fn warn_if_meant_a_path(ctx: &mut Ctx<'_>, operands: &[String]) {
+    let [first, second] = operands else {
+        return;
+    };
+    if first.contains('=') || second.contains('=') {
+        return;
+    }
+    if ctx.sess.vars.contains_key(first) || ctx.sess.vars.contains_key(second) {
+        return;
+    }
+    let Ok(path) = ctx.sess.abs(first) else {
+        return;
+    };
+    let exists = ctx
+        .sess
+        .read(None, |tx| Ok(tx.stat(&path)?.is_some()))
+        .unwrap_or(false);
+    if exists {
+        ctx.warn(&format!(
+            "dbos: export: took '{first}' and '{second}' as variable names; \
+             to export the directory, write: export ./{first} {second}"
+        ));
+    }
+}
+
 fn export(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
-    if super::vars::is_variable_export(argv.get(1..).unwrap_or_default()) {
+    let operands = argv.get(1..).unwrap_or_default();
+    if super::vars::is_variable_export(operands) {
+        warn_if_meant_a_path(ctx, operands);
         return super::vars::export_vars(ctx, argv);
     }
     let Some(a) = parse::<Export>(ctx, argv)? else {
