@@ -744,6 +744,31 @@ impl Core {
         Ok(data.len().min(u32::MAX as usize) as u32)
     }
 
+    /// FUSE fallocate, mode 0 only (posix_fallocate): the file grows to
+    /// at least `offset + len` bytes (zeros), like a write; committed at
+    /// close. Other modes (punching holes, ...) are not supported.
+    pub fn fallocate(&mut self, fh: u64, offset: u64, len: u64, mode: i32) -> FsResult<()> {
+        self.check_writable()?;
+        if mode != 0 {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let h = self.handles.get(fh).ok_or(libc::EBADF)?;
+        if !h.write {
+            return Err(libc::EBADF);
+        }
+        let (ino, opener) = (h.ino, h.opener.clone());
+        let end = offset.checked_add(len).ok_or(libc::EFBIG)?;
+        self.ensure_buffer(ino, Some(fh))?;
+        let b = self.handles.buffer_mut(ino).ok_or(libc::EIO)?;
+        if end > b.size {
+            b.set_len(end).map_err(|e| io_fail("fallocate", e))?;
+            b.dirty = true;
+            b.changed_ns = now_ns();
+            b.writer = Some(opener);
+        }
+        Ok(())
+    }
+
     /// Commit the inode's buffer if it changed: the data rule (flush,
     /// fsync, release, shutdown). A file unlinked meanwhile commits nothing.
     pub fn commit_buffer(&mut self, ino: u64) -> FsResult<()> {
@@ -1199,6 +1224,22 @@ impl Filesystem for DbosFs {
     ) {
         // Directory changes are committed when they happen.
         reply.ok();
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(
+            reply,
+            self.ask(move |c| c.fallocate(fh.0, offset, length, mode)),
+        );
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
