@@ -801,11 +801,16 @@ impl Core {
             return Ok(());
         };
         let res = committer.run(engine, owner.0, owner.1, &cmd, |tx| {
-            tx.write_file(&path, b.reader(), false)?;
-            if let Some(t) = b.mtime_ns {
-                tx.set_mtime(&path, t)?;
+            // Removed meanwhile by another writer: the open file is like an
+            // unlinked one, and its data is not resurrected under the path.
+            match tx.stat(&path)? {
+                Some(Entry::File { .. }) => {}
+                Some(_) | None => return Ok(()),
             }
-            Ok(())
+            tx.write_file(&path, b.reader(), false)?;
+            // The modification time is that of the last write (or the one
+            // set explicitly while open), not of the close.
+            tx.set_mtime(&path, b.mtime_ns.unwrap_or(b.changed_ns))
         });
         match res {
             Ok(_) => {

@@ -129,8 +129,11 @@ impl Buffer {
 
     /// Write `data` at `offset`; a gap past the end reads as zeros.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EFBIG))?;
         self.file.write_all_at(data, offset)?;
-        self.size = self.size.max(offset + data.len() as u64);
+        self.size = self.size.max(end);
         Ok(())
     }
 

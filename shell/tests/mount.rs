@@ -539,3 +539,49 @@ fn bad_mount_points_are_refused_with_the_reason() {
     assert_ne!(r.code, 0);
     assert!(r.err.contains("no such branch"), "{}", r.err);
 }
+
+#[test]
+fn an_unlinked_open_file_stays_readable_and_is_not_resurrected() {
+    if !fuse_available() {
+        return;
+    }
+    let sh = Shell::new();
+    sh.ok("echo committed > /kept");
+    let m = Mount::start(&sh, &[]);
+    let py = "import os,sys\n\
+              p=sys.argv[1]\n\
+              fd=os.open(p+'/gone', os.O_CREAT|os.O_RDWR, 0o644)\n\
+              os.write(fd, b'scratch')\n\
+              os.unlink(p+'/gone')\n\
+              assert os.pread(fd, 100, 0) == b'scratch'\n\
+              os.write(fd, b' more')\n\
+              os.close(fd)\n\
+              r=os.open(p+'/kept', os.O_RDONLY)\n\
+              os.unlink(p+'/kept')\n\
+              assert os.read(r, 100) == b'committed\\n', 'read after unlink'\n\
+              os.close(r)\n";
+    let out = Command::new("python3")
+        .args(["-c", py])
+        .arg(&m.mp)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!m.path("gone").exists());
+    // Another writer's change shows through the mount once the 1 s
+    // attribute cache expires.
+    sh.ok("echo from-shell > /shell.txt");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        std::fs::read_to_string(m.path("shell.txt")).unwrap(),
+        "from-shell\n"
+    );
+    m.stop();
+    expect_code(sh.run("cat /gone"), 1, "cat /gone");
+    expect_code(sh.run("cat /kept"), 1, "cat /kept");
+    let log = sh.ok("log");
+    assert!(!log.contains("mount: write /gone"), "{log}");
+}
