@@ -71,17 +71,25 @@ pub fn check_prerequisites(cfg: &MountConfig) -> Result<(), MountError> {
         }
         Err(e) => return Err(bad(&e.to_string())),
     }
-    if let Err(e) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-    {
-        return Err(MountError::NoFuseDevice(e.to_string()));
-    }
-    // Root mounts with mount(2) directly; others need the setuid helper.
     // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 && find_in_path("fusermount3").is_none() {
-        return Err(MountError::NoFusermount);
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // Root mounts with mount(2) and opens the device itself.
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+        {
+            return Err(MountError::NoFuseDevice(e.to_string()));
+        }
+    } else {
+        // Others go through the setuid helper, which opens the device.
+        if !Path::new("/dev/fuse").exists() {
+            return Err(MountError::NoFuseDevice("does not exist".to_string()));
+        }
+        if find_in_path("fusermount3").is_none() {
+            return Err(MountError::NoFusermount);
+        }
     }
     Ok(())
 }
