@@ -186,17 +186,14 @@ pub fn run(cfg: &MountConfig, ready: impl FnOnce(&str)) -> Result<(), MountError
             Some(text) => {
                 let m = engine.resolve_ref(&worker_cfg.branch, text)?;
                 let view = engine.view_at(&m.branch, m.tx)?.into_state();
-                let label = format!("{} (read-only as of T{})", m.branch, m.tx);
-                Ok((Core::new(engine, committer, Some(view)), label))
+                let note = format!(" (read-only as of T{})", m.tx);
+                Ok((Core::new(engine, committer, Some(view)), note))
             }
-            None => Ok((
-                Core::new(engine, committer, None),
-                worker_cfg.branch.clone(),
-            )),
+            None => Ok((Core::new(engine, committer, None), String::new())),
         }
     })
     .map_err(|e| MountError::Worker(e.to_string()))?;
-    let (worker, label) = started?;
+    let (worker, note) = started?;
     let worker = Arc::new(worker);
     let read_only = cfg.as_of.is_some();
     let fs = DbosFs::new(worker.clone(), read_only);
@@ -227,7 +224,7 @@ pub fn run(cfg: &MountConfig, ready: impl FnOnce(&str)) -> Result<(), MountError
         .mountpoint
         .canonicalize()
         .unwrap_or_else(|_| cfg.mountpoint.clone());
-    ready(&format!("mounted {label} at {}", mp.display()));
+    ready(&format!("mounted {} at {}{note}", cfg.branch, mp.display()));
 
     // Serve until a signal, or until someone else unmounts.
     let mut signalled = false;

@@ -410,7 +410,10 @@ fn as_of_mount_is_read_only_and_shows_the_past() {
     let head_before = sh.ok("log -n 1");
     let m = Mount::start(&sh, &["--as-of", &tx]);
     assert!(
-        m.stderr().contains(&format!("read-only as of {tx}")),
+        m.stderr().contains(&format!(
+            "mounted main at {} (read-only as of {tx})",
+            m.mp.display()
+        )),
         "{}",
         m.stderr()
     );
