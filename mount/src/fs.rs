@@ -740,6 +740,8 @@ impl Core {
         b.write_at(at, data).map_err(|e| io_fail("write", e))?;
         b.dirty = true;
         b.changed_ns = now_ns();
+        // A write after utimens moves the modification time again.
+        b.mtime_ns = None;
         b.writer = Some(opener);
         Ok(data.len().min(u32::MAX as usize) as u32)
     }
