@@ -11,6 +11,8 @@
 //! [`run`] mounts, waits for SIGINT/SIGTERM (or an external unmount),
 //! commits what is pending and unmounts.
 
+#![warn(missing_docs)]
+
 pub mod commit;
 pub mod error;
 pub mod fs;
