@@ -12,6 +12,7 @@ use dbos_shell::{commands, lang, repl};
 use std::io::{BufRead, IsTerminal, Write};
 
 mod dbcmd;
+mod mountcmd;
 
 /// When to use colour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -106,6 +107,8 @@ enum Sub {
         #[command(subcommand)]
         op: dbcmd::DbOp,
     },
+    /// Mount a branch as a FUSE filesystem (`dbos mount --help`).
+    Mount(mountcmd::MountArgs),
 }
 
 fn os_user() -> String {
@@ -168,6 +171,10 @@ fn run() -> i32 {
             return 0;
         }
         Some(Sub::Db { op }) => return dbcmd::run(op),
+        Some(Sub::Mount(args)) => {
+            let author = cli.user.clone().unwrap_or_else(os_user);
+            return mountcmd::run(args, cli.db.clone(), &cli.branch, author);
+        }
         Some(Sub::Sql { .. } | Sub::Verify { .. }) | None => {}
         Some(Sub::Import { .. } | Sub::Export { .. }) => {}
     }
