@@ -276,7 +276,7 @@ impl State {
             }
             return;
         }
-        let command = format!("dbos-init: {} log rows, {} rows", logs.len(), puts.len());
+        let command = format!("dbos-init: {} log rows, {} keys", logs.len(), puts.len());
         let mut attempt = 0u32;
         loop {
             match self.try_commit(&logs, &puts, &command) {

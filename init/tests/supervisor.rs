@@ -214,7 +214,11 @@ fn dependency_order_and_reload() {
     let stop_row = |s: &str| {
         init.logs()
             .iter()
-            .find(|l| l.entry.message.starts_with(&format!("stopping service {s} ")))
+            .find(|l| {
+                l.entry
+                    .message
+                    .starts_with(&format!("stopping service {s} "))
+            })
             .map(|l| l.id)
             .unwrap()
     };
@@ -341,7 +345,17 @@ fn logger(sock: &Path, args: &[&str]) {
 #[test]
 fn syslog_from_logger_and_malformed_datagrams() {
     let init = start(&[], &[]);
-    logger(&init.sock, &["--rfc3164", "-t", "app3164", "-p", "daemon.err", "hello 3164"]);
+    logger(
+        &init.sock,
+        &[
+            "--rfc3164",
+            "-t",
+            "app3164",
+            "-p",
+            "daemon.err",
+            "hello 3164",
+        ],
+    );
     logger(
         &init.sock,
         &[

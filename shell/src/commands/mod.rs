@@ -12,6 +12,7 @@ mod files;
 mod filters;
 mod fsops;
 mod history;
+mod metrics;
 mod timetravel;
 mod txn;
 mod vars;
@@ -123,6 +124,7 @@ fn build_all() -> Vec<Spec> {
     v.extend(timetravel::specs());
     v.extend(branch::specs());
     v.extend(audit::specs());
+    v.extend(metrics::specs());
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
