@@ -167,9 +167,7 @@ impl Supervisor {
             .order
             .iter()
             .rev()
-            .filter(|n| {
-                wanted.get(n.as_str()).map(|s| *s) != self.services.get(*n).map(|s| &s.spec)
-            })
+            .filter(|n| wanted.get(n.as_str()).copied() != self.services.get(*n).map(|s| &s.spec))
             .cloned()
             .collect();
         for name in gone {

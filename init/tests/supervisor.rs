@@ -38,7 +38,7 @@ fn start(config: &[(&str, &str)], extra: &[&str]) -> Init {
         "--stop-timeout",
         "5",
     ];
-    if !extra.iter().any(|a| *a == "--metrics-interval") {
+    if !extra.contains(&"--metrics-interval") {
         args.extend(["--metrics-interval", "0"]);
     }
     args.extend(extra);
