@@ -422,3 +422,70 @@ fn metrics_are_sampled() {
         .collect();
     assert!(gaps.iter().all(|g| *g >= 900_000), "{gaps:?}");
 }
+
+#[test]
+fn poweroff_request_on_the_control_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = dir.path().join("ctl");
+    let mut init = start(
+        &[("service.s.exec", "sleep 60")],
+        &["--control-socket", ctl.to_str().unwrap()],
+    );
+    wait_for("s started", || !started_rows(&init, "s").is_empty());
+    dbos_init::control::send(&ctl, dbos_init::control::Request::Poweroff).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(st) = init.child.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(Instant::now() < deadline, "no stop after poweroff");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+    let b: serde_json::Value = serde_json::from_str(&init.space(Space::Boot)[0].1).unwrap();
+    assert_eq!(b["ended"], "poweroff");
+    assert!(init
+        .processes()
+        .iter()
+        .all(|p| p.state != ProcessState::Running));
+}
+
+#[test]
+fn as_of_boot_is_read_only_and_uses_past_config() {
+    let init = start(&[("service.old.exec", "sleep 60")], &[]);
+    let (_, init) = init.stop();
+    let mut e = Engine::open(&init.db).unwrap();
+    let past = e.head().unwrap();
+    e.autocommit("main", &Actor::default(), "config", |tx| {
+        tx.config_unset("service.old.exec")?;
+        tx.config_set("service.new.exec", "sleep 60")
+    })
+    .unwrap();
+    let head = e.head().unwrap();
+    drop(e);
+    let child = Command::new(env!("CARGO_BIN_EXE_dbos-init"))
+        .args(["--state", &init.db, "--no-shell", "--metrics-interval", "0"])
+        .args(["--log-socket", init.sock.to_str().unwrap()])
+        .args(["--as-of", &format!("T{past}")])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("socket", || init.sock.exists());
+    // The past config's service runs: a sleep child of this dbos-init.
+    let pid = child.id() as i32;
+    wait_for("old service", || {
+        children_of(pid)
+            .iter()
+            .any(|(_, _, c)| c.contains("sleep 60"))
+    });
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("started service old"), "{err}");
+    assert!(!err.contains("started service new"), "{err}");
+    // Nothing was written.
+    assert_eq!(Engine::open(&init.db).unwrap().head().unwrap(), head);
+}
