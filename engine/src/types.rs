@@ -24,6 +24,11 @@ pub enum Space {
     Config,
     /// Process records, keyed by process id.
     Process,
+    /// Machine samples taken by `dbos-init`, keyed by sample time
+    /// (zero-padded microseconds since the epoch, so keys sort), JSON values.
+    Metric,
+    /// Boot records written by `dbos-init`, keyed by boot id, JSON values.
+    Boot,
 }
 
 impl Space {
@@ -33,6 +38,8 @@ impl Space {
             Space::File => "file",
             Space::Config => "config",
             Space::Process => "process",
+            Space::Metric => "metric",
+            Space::Boot => "boot",
         }
     }
 
@@ -42,6 +49,8 @@ impl Space {
             "file" => Some(Space::File),
             "config" => Some(Space::Config),
             "process" => Some(Space::Process),
+            "metric" => Some(Space::Metric),
+            "boot" => Some(Space::Boot),
             _ => None,
         }
     }

@@ -13,6 +13,7 @@ mod filters;
 mod fsops;
 mod history;
 mod hostdir;
+mod metrics;
 mod timetravel;
 mod txn;
 mod vars;
@@ -125,6 +126,7 @@ fn build_all() -> Vec<Spec> {
     v.extend(branch::specs());
     v.extend(audit::specs());
     v.extend(hostdir::specs());
+    v.extend(metrics::specs());
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }

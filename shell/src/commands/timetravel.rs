@@ -53,6 +53,8 @@ fn key_label(space: Space, path: &str) -> String {
         Space::File => path.to_string(),
         Space::Config => format!("config {path}"),
         Space::Process => format!("process {path}"),
+        Space::Metric => format!("metric {path}"),
+        Space::Boot => format!("boot {path}"),
     }
 }
 
@@ -185,7 +187,7 @@ fn detail(
     at_after: &Moment,
 ) -> Result<Option<Detail>, Failure> {
     match c.space {
-        Space::Process => return Ok(None),
+        Space::Process | Space::Metric | Space::Boot => return Ok(None),
         Space::Config => {
             let text = |e: &Option<Entry>| match e {
                 Some(Entry::Value(v)) => format!("{v}\n"),

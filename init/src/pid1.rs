@@ -1,0 +1,290 @@
+//! What only PID 1 does (mounts, the state volume, the host name, power
+//! off), plus recovery checks that any start runs. System calls go through
+//! `libc`; each piece is a small function so it can be tested (or at least
+//! compiled) off PID 1.
+
+use dbos_engine::{Actor, Engine, VPath};
+use std::ffi::CString;
+use std::path::Path;
+
+/// Directories recreated in the state's file tree when missing.
+pub const CORE_DIRS: &[&str] = &["/etc", "/var", "/var/log", "/home", "/tmp"];
+
+/// Device of the state volume (first virtio disk).
+pub const STATE_DEVICE: &str = "/dev/vda";
+/// Where the state volume is mounted.
+pub const STATE_DIR: &str = "/state";
+/// The database on it.
+pub const STATE_DB: &str = "/state/dbos.db";
+
+/// True when this process is PID 1.
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// One mount: source, target, filesystem type, flags, options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Source (device or pseudo name).
+    pub source: &'static str,
+    /// Mount point.
+    pub target: &'static str,
+    /// Filesystem type.
+    pub fstype: &'static str,
+    /// MS_* flags.
+    pub flags: libc::c_ulong,
+    /// Filesystem options.
+    pub data: &'static str,
+}
+
+/// The pseudo filesystems PID 1 mounts first, in order.
+pub const BASIC_MOUNTS: &[Mount] = &[
+    Mount {
+        source: "proc",
+        target: "/proc",
+        fstype: "proc",
+        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: "",
+    },
+    Mount {
+        source: "sysfs",
+        target: "/sys",
+        fstype: "sysfs",
+        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: "",
+    },
+    Mount {
+        source: "devtmpfs",
+        target: "/dev",
+        fstype: "devtmpfs",
+        flags: libc::MS_NOSUID,
+        data: "mode=0755",
+    },
+    Mount {
+        source: "tmpfs",
+        target: "/run",
+        fstype: "tmpfs",
+        flags: libc::MS_NOSUID | libc::MS_NODEV,
+        data: "mode=0755",
+    },
+];
+
+fn cstr(s: &str) -> std::io::Result<CString> {
+    CString::new(s).map_err(|_| std::io::Error::other(format!("NUL in {s:?}")))
+}
+
+/// mount(2), creating the mount point first.
+pub fn mount(m: &Mount) -> std::io::Result<()> {
+    std::fs::create_dir_all(m.target)?;
+    let (src, tgt, fs, data) = (
+        cstr(m.source)?,
+        cstr(m.target)?,
+        cstr(m.fstype)?,
+        cstr(m.data)?,
+    );
+    // SAFETY: every pointer is a valid NUL-terminated string for the call.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            fs.as_ptr(),
+            m.flags,
+            data.as_ptr().cast(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Mount /proc, /sys, /dev and /run; returns one line per failure (an
+/// already-mounted filesystem, EBUSY, is not one).
+pub fn mount_basics() -> Vec<String> {
+    BASIC_MOUNTS
+        .iter()
+        .filter_map(|m| match mount(m) {
+            Ok(()) => None,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => None,
+            Err(e) => Some(format!("mount {} on {}: {e}", m.fstype, m.target)),
+        })
+        .collect()
+}
+
+/// Where the state lives this boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateVolume {
+    /// The disk, mounted.
+    Disk,
+    /// A tmpfs: nothing survives power off. Carries why the disk failed.
+    Ramdisk(String),
+}
+
+/// Mount the state volume (ext4 on `STATE_DEVICE` at `STATE_DIR`); on
+/// failure mount a tmpfs there instead and shout about it on the console.
+pub fn mount_state() -> StateVolume {
+    let disk = Mount {
+        source: STATE_DEVICE,
+        target: STATE_DIR,
+        fstype: "ext4",
+        flags: libc::MS_NOATIME,
+        data: "",
+    };
+    let err = match mount(&disk) {
+        Ok(()) => return StateVolume::Disk,
+        Err(e) => format!("mount {STATE_DEVICE} (ext4) on {STATE_DIR}: {e}"),
+    };
+    let ram = Mount {
+        source: "tmpfs",
+        target: STATE_DIR,
+        fstype: "tmpfs",
+        flags: libc::MS_NOSUID | libc::MS_NODEV,
+        data: "mode=0700",
+    };
+    let err = match mount(&ram) {
+        Ok(()) => err,
+        Err(e) => format!("{err}; tmpfs fallback also failed: {e}"),
+    };
+    let bar = "!".repeat(72);
+    eprintln!(
+        "\n{bar}\n!!! dbos-init: NO STATE DISK: {err}\n!!! Running on a RAM disk: \
+         EVERYTHING IS LOST AT POWER OFF.\n{bar}\n"
+    );
+    StateVolume::Ramdisk(err)
+}
+
+/// Set the kernel's host name.
+pub fn set_hostname(name: &str) -> std::io::Result<()> {
+    // SAFETY: pointer and length describe `name`'s bytes.
+    let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Become the reaper of orphaned descendants (what PID 1 is by nature).
+pub fn become_subreaper() -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Flush filesystems.
+pub fn sync() {
+    // SAFETY: no arguments.
+    unsafe { libc::sync() };
+}
+
+/// How the machine goes down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    /// Power off.
+    Off,
+    /// Restart.
+    Reboot,
+}
+
+/// sync, then reboot(2). Only returns on failure.
+pub fn power(p: Power) -> std::io::Error {
+    sync();
+    let cmd = match p {
+        Power::Off => libc::RB_POWER_OFF,
+        Power::Reboot => libc::RB_AUTOBOOT,
+    };
+    // SAFETY: reboot with a valid command; as PID 1 it does not return.
+    unsafe { libc::reboot(cmd) };
+    std::io::Error::last_os_error()
+}
+
+/// Check the database on start and repair what can be: verify the hash
+/// chain of the newest transactions (no content re-read: quick), and on a
+/// writable branch recreate missing core directories. Returns what was found
+/// or done, one line each, for log rows.
+pub fn recover(engine: &mut Engine, branch: Option<&str>) -> Vec<String> {
+    let mut notes = Vec::new();
+    match engine.head() {
+        Ok(head) => {
+            let from = head.saturating_sub(1000).max(1);
+            match engine.verify_with(from, false, &mut |_, _| {}) {
+                Ok(r) => {
+                    if let Some(b) = r.broken {
+                        notes.push(format!(
+                            "verify: the hash chain is broken at T{}: {}",
+                            b.tx, b.reason
+                        ));
+                    }
+                }
+                Err(e) => notes.push(format!("verify T{from}..T{head}: {e}")),
+            }
+        }
+        Err(e) => notes.push(format!("reading the head transaction: {e}")),
+    }
+    let Some(branch) = branch else {
+        return notes;
+    };
+    let actor = Actor {
+        author: "dbos-init".to_string(),
+        uid: 0,
+        gid: 0,
+    };
+    let made = engine.autocommit(
+        branch,
+        &actor,
+        "dbos-init: recreate core directories",
+        |tx| {
+            let mut made = Vec::new();
+            for d in CORE_DIRS {
+                let p = VPath::parse(d)?;
+                if tx.stat(&p)?.is_none() {
+                    tx.mkdir(&p, true, if *d == "/tmp" { 0o1777 } else { 0o755 })?;
+                    made.push(*d);
+                }
+            }
+            Ok(made)
+        },
+    );
+    match made {
+        Ok((made, _)) if !made.is_empty() => {
+            notes.push(format!("recreated missing directories: {}", made.join(" ")))
+        }
+        Ok(_) => {}
+        Err(e) => notes.push(format!("recreating core directories: {e}")),
+    }
+    notes
+}
+
+/// Whether `path` exists (for the console device).
+pub fn exists(path: &str) -> bool {
+    Path::new(path).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_table_is_ordered_proc_first() {
+        let t: Vec<&str> = BASIC_MOUNTS.iter().map(|m| m.target).collect();
+        assert_eq!(t, ["/proc", "/sys", "/dev", "/run"]);
+        assert!(!is_pid1());
+    }
+
+    #[test]
+    fn recover_recreates_core_dirs_once() {
+        let d = tempfile::tempdir().unwrap();
+        let mut e = Engine::open(&d.path().join("s.db").display().to_string()).unwrap();
+        let notes = recover(&mut e, Some("main"));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("/var/log"));
+        assert!(recover(&mut e, Some("main")).is_empty());
+        let mut tx = e.begin("main", &Actor::default()).unwrap();
+        assert!(tx.stat(&VPath::parse("/home").unwrap()).unwrap().is_some());
+    }
+}
