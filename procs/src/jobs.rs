@@ -23,6 +23,8 @@ pub struct Jobs {
     recorder: Option<Recorder>,
     policy: Policy,
     jobs: BTreeMap<u64, Job>,
+    /// Errors of a recorder already closed.
+    late_errors: Vec<String>,
 }
 
 impl Jobs {
@@ -32,6 +34,7 @@ impl Jobs {
             recorder: None,
             policy,
             jobs: BTreeMap::new(),
+            late_errors: Vec::new(),
         }
     }
 
@@ -82,11 +85,12 @@ impl Jobs {
     }
 
     /// Rows the recorder could not store since the last call.
-    pub fn take_errors(&self) -> Vec<String> {
-        self.recorder
-            .as_ref()
-            .map(Recorder::take_errors)
-            .unwrap_or_default()
+    pub fn take_errors(&mut self) -> Vec<String> {
+        let mut errors = std::mem::take(&mut self.late_errors);
+        if let Some(r) = &self.recorder {
+            errors.extend(r.take_errors());
+        }
+        errors
     }
 
     /// Stop every running program: SIGTERM, then SIGKILL to those still
@@ -103,7 +107,15 @@ impl Jobs {
         }
         wait_all(&running, DRAIN_GRACE + Duration::from_secs(2));
         // Dropping the recorder commits what waits and joins its thread.
-        self.recorder = None;
+        if let Some(r) = self.recorder.take() {
+            let errors = r.errors.clone();
+            drop(r);
+            let late = errors
+                .lock()
+                .map(|mut e| std::mem::take(&mut *e))
+                .unwrap_or_default();
+            self.late_errors.extend(late);
+        }
         running.len()
     }
 }

@@ -75,6 +75,22 @@ pub fn ended(rec: &ProcessRecord, status: ExitStatus, end_us: i64) -> ProcessRec
     r
 }
 
+/// Command text of the transaction that records how `rec` ended:
+/// `process 5 exited (0)`, `process 6 killed (SIGTERM)`.
+pub fn end_command(rec: &ProcessRecord) -> String {
+    let how = match rec.state {
+        ProcessState::Exited => format!("exited ({})", rec.exit_status.unwrap_or(0)),
+        ProcessState::Killed => format!(
+            "killed ({})",
+            crate::signal::signal_name(rec.signal.unwrap_or(0))
+        ),
+        ProcessState::Lost => "lost".to_string(),
+        ProcessState::Failed => "failed".to_string(),
+        ProcessState::Running => "running".to_string(),
+    };
+    format!("process {} {how}", rec.id)
+}
+
 /// The exit status a shell gives for an ended record: its exit status,
 /// 128 + its signal, 127/126 when it could not start, 1 when lost.
 pub fn shell_status(rec: &ProcessRecord) -> i32 {

@@ -7,8 +7,7 @@
 use crate::batch::{Batcher, Policy};
 use crate::error::{Error, Result};
 use crate::record::{self, Target};
-use crate::signal::signal_name;
-use dbos_engine::{Actor, Engine, LogEntry, ProcessRecord, ProcessState};
+use dbos_engine::{Actor, Engine, LogEntry, ProcessRecord};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -103,7 +102,7 @@ impl Sink {
 pub struct Recorder {
     sink: Sink,
     thread: Option<JoinHandle<()>>,
-    errors: Arc<Mutex<Vec<String>>>,
+    pub(crate) errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Recorder {
@@ -268,16 +267,11 @@ impl Writer<'_> {
     }
 
     fn commit_end(&mut self, branch: &str, rec: &ProcessRecord) -> std::result::Result<(), String> {
-        let how = match rec.state {
-            ProcessState::Exited => format!("exited ({})", rec.exit_status.unwrap_or(0)),
-            ProcessState::Killed => format!("killed ({})", signal_name(rec.signal.unwrap_or(0))),
-            _ => "ended".to_string(),
-        };
         let target = Target {
             branch: branch.to_string(),
             actor: self.actor.clone(),
         };
-        let command = format!("process {} {how}", rec.id);
+        let command = record::end_command(rec);
         record::commit_version(self.engine, &target, &command, rec).map_err(|e| {
             let msg = format!("end of process {} not recorded: {e}", rec.id);
             self.report(msg.clone());
