@@ -83,7 +83,8 @@ fn exit(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
             if running == 1 { "" } else { "es" },
             if running == 1 { "it" } else { "them" }
         ));
-        return Ok(1);
+        // Like bash: the warning leaves `$?` as it was.
+        return Ok(ctx.sess.last_status);
     }
     if let Some(st) = ctx.sess.explicit.take() {
         ctx.warn(&format!(
