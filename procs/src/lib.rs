@@ -20,6 +20,8 @@
 //!
 //! Everything goes through the engine API (`dbos_engine`), never SQL.
 
+#![warn(missing_docs)]
+
 pub mod batch;
 pub mod error;
 pub mod jobs;
