@@ -317,6 +317,9 @@ pub enum ProcessState {
     Killed,
     /// Could not be started.
     Failed,
+    /// Its end was never recorded: the program watching it ended first (a
+    /// crashed shell), and the process was found gone later.
+    Lost,
 }
 
 /// A process record, versioned as it changes.

@@ -122,7 +122,7 @@ fn run_pipeline(sess: &mut Session, p: &Pipeline, io: &mut Streams<'_>) -> i32 {
             return 130;
         }
         let last = i + 1 == n;
-        let (st, out) = run_command(sess, cmd, input.take(), last && io.out_is_tty, io);
+        let (st, out) = run_command(sess, cmd, input.take(), last, io);
         status = st;
         if last {
             let paged_cmd = cmd
@@ -180,9 +180,10 @@ fn run_command(
     sess: &mut Session,
     cmd: &Command,
     mut stdin: Option<Vec<u8>>,
-    out_is_tty: bool,
+    last: bool,
     io: &mut Streams<'_>,
 ) -> (i32, Vec<u8>) {
+    let out_is_tty = last && io.out_is_tty;
     // Assignments alone set shell variables.
     if cmd.words.is_empty() {
         for a in &cmd.assignments {
@@ -271,6 +272,8 @@ fn run_command(
         out: Vec::new(),
         err: Vec::new(),
         out_is_tty: out_is_tty && out_sink == Sink::Out,
+        out_direct: last && out_sink == Sink::Out,
+        err_direct: err_sink == Sink::Err,
     };
     let result = match commands::find(&name) {
         Some(spec) => (spec.run)(&mut ctx, &argv),

@@ -211,6 +211,23 @@ fn run() -> i32 {
             return 2;
         }
     };
+    // Rows left `running` by a shell that ended without recording their
+    // end (a crash): the process is gone, so they become `lost`.
+    let target = dbos_procs::Target {
+        branch: sess.branch.clone(),
+        actor: sess.actor.clone(),
+    };
+    match dbos_procs::reconcile(&mut sess.engine, &target) {
+        Ok(lost) if !lost.is_empty() => {
+            let ids: Vec<String> = lost.iter().map(|r| r.id.to_string()).collect();
+            eprintln!(
+                "dbos: note: process {} left running by a shell that ended, now marked lost",
+                ids.join(", ")
+            );
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("dbos: warning: checking process rows: {e}"),
+    }
     let stdout_tty = std::io::stdout().is_terminal();
     sess.color_always = cli.color == ColorChoice::Always;
     sess.color = match cli.color {
@@ -302,8 +319,10 @@ fn shell_quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', "'\\''"))
 }
 
-/// Roll back a transaction left open, and give the final exit status.
+/// Stop background processes, roll back a transaction left open, and give
+/// the final exit status.
 fn finish(sess: &mut Session, status: i32) -> i32 {
+    sess.stop_jobs();
     if let Some(st) = sess.explicit.take() {
         eprintln!(
             "dbos: warning: open transaction rolled back at exit ({} pending changes discarded)",

@@ -195,6 +195,7 @@ pub fn run(sess: Session) -> i32 {
                 };
                 status = exec::run_unit(&mut s, &unit, &mut io);
                 if let Some(code) = s.exit_requested {
+                    s.stop_jobs();
                     return code;
                 }
             }
@@ -205,6 +206,19 @@ pub fn run(sess: Session) -> i32 {
             }
             Err(ReadlineError::Eof) => {
                 let mut s = sess.borrow_mut();
+                // Like exit: background processes warn once, then stop.
+                let running = s.jobs.running().len();
+                if running > 0 && !s.exit_warned {
+                    s.exit_warned = true;
+                    eprintln!(
+                        "dbos: {running} background process{} still running (see ps); \
+                         Ctrl-D or exit again to stop {}",
+                        if running == 1 { "" } else { "es" },
+                        if running == 1 { "it" } else { "them" }
+                    );
+                    continue;
+                }
+                s.stop_jobs();
                 if let Some(st) = s.explicit.take() {
                     eprintln!(
                         "dbos: warning: open transaction rolled back ({} pending changes discarded)",

@@ -42,6 +42,11 @@ pub struct Session {
     pub interactive: bool,
     /// Set by `exit`: leave after the current unit with this status.
     pub exit_requested: Option<i32>,
+    /// Background programs started with `spawn`, watched until they end.
+    pub jobs: dbos_procs::Jobs,
+    /// An interactive `exit` already warned about running background
+    /// programs: the next one stops them and leaves.
+    pub exit_warned: bool,
 }
 
 /// A command failed: the message, and whether it was a usage error.
@@ -108,6 +113,8 @@ impl Session {
             color_always: false,
             interactive: false,
             exit_requested: None,
+            jobs: dbos_procs::Jobs::default(),
+            exit_warned: false,
         })
     }
 
@@ -205,6 +212,23 @@ impl Session {
         let text = self.line_text.trim().to_string();
         let info = self.engine.resume(st).commit(&text, None)?;
         Ok(info)
+    }
+
+    /// Stop the background programs still running (SIGTERM, SIGKILL after
+    /// 5 s) so that their rows record their end, saying so on standard
+    /// error. Called when the shell leaves.
+    pub fn stop_jobs(&mut self) {
+        let running = self.jobs.running().len();
+        if running > 0 {
+            eprintln!(
+                "dbos: stopping {running} background process{} (SIGTERM, then SIGKILL after 5 s)",
+                if running == 1 { "" } else { "es" }
+            );
+        }
+        self.jobs.shutdown(dbos_procs::jobs::STOP_GRACE);
+        for e in self.jobs.take_errors() {
+            eprintln!("dbos: warning: {e}");
+        }
     }
 
     /// The prompt: branch, directory and an open transaction or view.

@@ -644,3 +644,51 @@ fn completed_name_with_space_is_quoted() {
     sh.send(CTRL_D);
     sh.wait_exit();
 }
+
+/// A foreground `run` is attached to the terminal; `exit` with a running
+/// background process warns once, and the second `exit` stops it and
+/// records its end.
+#[test]
+fn run_uses_the_terminal_and_exit_stops_background_processes() {
+    let db = Db::new();
+    let mut sh = Shell::spawn(&db, Term::Dumb);
+    sh.expect_prompt(ROOT);
+    sh.line("run sh -c 'test -t 0 && test -t 1 && echo on-a-tty'");
+    sh.expect("on-a-tty");
+    sh.expect_prompt(ROOT);
+    sh.line("spawn sleep 100");
+    sh.expect_prompt(ROOT);
+    sh.line("exit");
+    sh.expect("1 background process still running");
+    sh.expect_prompt(ROOT);
+    sh.line("exit");
+    sh.expect("stopping 1 background process");
+    assert_eq!(sh.wait_exit(), 0);
+    let rows = db.run_c("ps -a --format json");
+    let v: serde_json::Value = serde_json::from_str(&rows).expect("JSON");
+    assert_eq!(v[1]["state"], "killed", "{rows}");
+    assert_eq!(v[1]["signal"], 15, "{rows}");
+}
+
+/// Ctrl-C interrupts `wait`; the background process keeps running.
+#[test]
+fn ctrl_c_interrupts_wait() {
+    let db = Db::new();
+    let mut sh = Shell::spawn(&db, Term::Dumb);
+    sh.expect_prompt(ROOT);
+    sh.line("spawn sleep 100");
+    sh.expect_prompt(ROOT);
+    sh.line("wait 1");
+    std::thread::sleep(Duration::from_millis(300));
+    sh.send(CTRL_C);
+    sh.expect("interrupted");
+    sh.expect_prompt(ROOT);
+    sh.line("ps");
+    sh.expect("sleep 100");
+    sh.expect_prompt(ROOT);
+    sh.line("kill 1; wait 1; echo status=$?");
+    sh.expect("status=143");
+    sh.expect_prompt(ROOT);
+    sh.send(CTRL_D);
+    assert_eq!(sh.wait_exit(), 0);
+}

@@ -75,6 +75,8 @@ pub struct LogFilter {
     pub max_severity: Option<u8>,
     /// Only rows from this source.
     pub source: Option<String>,
+    /// Only rows of this process record.
+    pub process_id: Option<u64>,
     /// At most this many (the newest).
     pub limit: Option<usize>,
 }

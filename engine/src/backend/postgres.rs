@@ -1871,7 +1871,7 @@ impl Backend for PostgresBackend {
                 "SELECT id, tx_id, time_us, source, severity, message, process_id FROM log_entries \
                  WHERE branch_id = $1 AND tx_id <= $2 AND tx_id > $3 \
                  AND ($4::smallint IS NULL OR severity <= $4) AND ($5::text IS NULL OR source = $5) \
-                 ORDER BY id DESC LIMIT $6",
+                 AND ($7::bigint IS NULL OR process_id = $7) ORDER BY id DESC LIMIT $6",
                 &[
                     &step.branch,
                     &(step.upto as i64),
@@ -1879,6 +1879,7 @@ impl Backend for PostgresBackend {
                     &filter.max_severity.map(i16::from),
                     &filter.source,
                     &(limit.saturating_sub(out.len()) as i64),
+                    &filter.process_id.map(|p| p as i64),
                 ],
             )?;
             for r in &rows {

@@ -954,7 +954,8 @@ impl Backend for SqliteBackend {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, tx_id, time_us, source, severity, message, process_id FROM log_entries \
              WHERE branch_id = ?1 AND tx_id <= ?2 AND tx_id > ?3 \
-             AND (?4 IS NULL OR severity <= ?4) AND (?5 IS NULL OR source = ?5) ORDER BY id DESC LIMIT ?6",
+             AND (?4 IS NULL OR severity <= ?4) AND (?5 IS NULL OR source = ?5) \
+             AND (?7 IS NULL OR process_id = ?7) ORDER BY id DESC LIMIT ?6",
         )?;
         let limit = filter.limit.unwrap_or(usize::MAX).min(i64::MAX as usize);
         for step in &lineage.steps {
@@ -965,7 +966,8 @@ impl Backend for SqliteBackend {
                     filter.after_tx.unwrap_or(0) as i64,
                     filter.max_severity,
                     filter.source,
-                    (limit.saturating_sub(out.len())) as i64
+                    (limit.saturating_sub(out.len())) as i64,
+                    filter.process_id.map(|p| p as i64)
                 ],
                 |r| {
                     Ok(StoredLog {

@@ -62,7 +62,7 @@ fn help(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
 #[derive(Parser)]
 #[command(
     name = "exit",
-    about = "Leave the shell (an open transaction is rolled back)",
+    about = "Leave the shell (an open transaction is rolled back, background processes stopped)",
     disable_version_flag = true
 )]
 struct Exit {
@@ -74,6 +74,18 @@ fn exit(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
     let Some(a) = parse::<Exit>(ctx, argv)? else {
         return Ok(0);
     };
+    let running = ctx.sess.jobs.running().len();
+    if running > 0 && ctx.sess.interactive && !ctx.sess.exit_warned {
+        ctx.sess.exit_warned = true;
+        ctx.warn(&format!(
+            "dbos: exit: {running} background process{} still running (see ps); \
+             exit again to stop {} (SIGTERM, then SIGKILL after 5 s)",
+            if running == 1 { "" } else { "es" },
+            if running == 1 { "it" } else { "them" }
+        ));
+        // Like bash: the warning leaves `$?` as it was.
+        return Ok(ctx.sess.last_status);
+    }
     if let Some(st) = ctx.sess.explicit.take() {
         ctx.warn(&format!(
             "dbos: exit: open transaction rolled back ({} pending changes discarded)",

@@ -562,6 +562,8 @@ mod tests {
             out: Vec::new(),
             err: Vec::new(),
             out_is_tty: false,
+            out_direct: false,
+            err_direct: false,
         };
         let argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let status = f(&mut ctx, &argv).unwrap_or_else(|e| e.status());

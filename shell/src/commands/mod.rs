@@ -13,7 +13,9 @@ mod filters;
 mod fsops;
 mod history;
 mod hostdir;
+mod logs;
 mod metrics;
+mod procs;
 mod timetravel;
 mod txn;
 mod vars;
@@ -30,6 +32,12 @@ pub struct Ctx<'a> {
     pub err: Vec<u8>,
     /// True when standard output is a terminal (not piped or redirected).
     pub out_is_tty: bool,
+    /// True when standard output goes straight to the shell's own (last
+    /// stage of a pipeline, not redirected): a host program may write it
+    /// directly.
+    pub out_direct: bool,
+    /// True when standard error goes straight to the shell's own.
+    pub err_direct: bool,
 }
 
 impl Ctx<'_> {
@@ -127,6 +135,8 @@ fn build_all() -> Vec<Spec> {
     v.extend(audit::specs());
     v.extend(hostdir::specs());
     v.extend(metrics::specs());
+    v.extend(procs::specs());
+    v.extend(logs::specs());
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
