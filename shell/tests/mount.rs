@@ -132,6 +132,29 @@ fn signal(pid: i32, sig: i32) {
 }
 
 /// Run a bash script in `dir`; it must succeed; its standard output.
+/// Start `python3 -c PY PATH`, which holds a file open: wait until it
+/// prints the line `ready` (it got that far), then leave it waiting on its
+/// standard input (closing it lets the script go on).
+fn python_holding(py: &str, path: &Path, ready: &str) -> std::process::Child {
+    let mut child = Command::new("python3")
+        .args(["-c", py])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = vec![0u8; ready.len() + 1];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut line)
+        .unwrap();
+    assert_eq!(line, format!("{ready}\n").as_bytes());
+    child
+}
+
 fn bash(dir: &Path, script: &str) -> String {
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", script])
@@ -349,21 +372,7 @@ fn posix_operations_behave() {
               print('synced', flush=True)\n\
               sys.stdin.read()\n\
               os.close(fd)\n";
-    let mut child = Command::new("python3")
-        .args(["-c", py])
-        .arg(m.path("sparse"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = [0u8; 7];
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut line)
-        .unwrap();
-    assert_eq!(&line, b"synced\n");
+    let mut child = python_holding(py, &m.path("sparse"), "synced");
     // Still open, but fsynced: the shell sees it.
     let seen = sh.ok("cat /sparse");
     assert_eq!(seen.len(), (1 << 20) + 3);
@@ -470,22 +479,7 @@ fn sigterm_commits_a_file_still_open() {
               os.write(fd, b'pending data\\n')\n\
               print('written', flush=True)\n\
               sys.stdin.read()\n";
-    let mut child = Command::new("python3")
-        .args(["-c", py])
-        .arg(m.path("open.txt"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = [0u8; 8];
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut line)
-        .unwrap();
-    assert_eq!(&line, b"written\n");
+    let mut child = python_holding(py, &m.path("open.txt"), "written");
     m.stop();
     assert_eq!(sh.ok("cat /open.txt"), "pending data\n");
     let _ = child.kill();
