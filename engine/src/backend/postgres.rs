@@ -1026,6 +1026,18 @@ fn pending_hashes(writes: &[Write]) -> Vec<Hash> {
     out
 }
 
+/// The stored id of a chunk: its own, or the one its pending content got
+/// when this commit stored it.
+fn chunk_id(chunk_ids: &HashMap<Hash, ChunkId>, c: &ChunkRef) -> Result<ChunkId> {
+    match c {
+        ChunkRef::Stored(id) => Ok(*id),
+        ChunkRef::Pending(h) => chunk_ids
+            .get(h)
+            .copied()
+            .ok_or_else(|| corrupt("a pending chunk was never stored")),
+    }
+}
+
 /// The transaction's metadata and hash once its id and time are known.
 fn tx_info_for(job: &CommitJob<'_>, id: TxId, time_us: i64, prev_hash: &Hash) -> TxInfo {
     let mut info = TxInfo {
@@ -1302,13 +1314,7 @@ impl PostgresBackend {
             .collect();
         let (mut fresh, mut versions) = (VersionRows::default(), VersionRows::default());
         for w in job.writes {
-            let chunk = |c: &ChunkRef| match c {
-                ChunkRef::Stored(id) => Ok(*id),
-                ChunkRef::Pending(h) => chunk_ids
-                    .get(h)
-                    .copied()
-                    .ok_or_else(|| corrupt("a pending chunk was never stored")),
-            };
+            let chunk = |c: &ChunkRef| chunk_id(&chunk_ids, c);
             let pushed = match fresh_ids.get(&(w.space, w.path.as_str())) {
                 Some(key) => fresh.push(Some(*key), job.branch, id, w, chunk),
                 None => {
@@ -2126,13 +2132,7 @@ impl PostgresBackend {
         let (mut fresh, mut versions) = (VersionRows::default(), VersionRows::default());
         for (info, writes, _) in &txs {
             for w in writes {
-                let chunk = |c: &ChunkRef| match c {
-                    ChunkRef::Stored(id) => Ok(*id),
-                    ChunkRef::Pending(h) => chunk_ids
-                        .get(h)
-                        .copied()
-                        .ok_or_else(|| corrupt("a pending chunk was never stored")),
-                };
+                let chunk = |c: &ChunkRef| chunk_id(chunk_ids, c);
                 let rows = if interned.contains(&(w.space, w.path.as_str())) {
                     &mut fresh
                 } else {
