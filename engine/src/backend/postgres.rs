@@ -540,6 +540,26 @@ impl PostgresBackend {
     }
 
     fn migrate(&mut self) -> Result<()> {
+        // The role `dbos_reader` (migration 0003) belongs to the whole
+        // cluster, not to one database: when databases of one server
+        // migrate at once, one may wait for another's uncommitted role and
+        // then miss it ("already exists", or "does not exist" through a
+        // catalog snapshot taken before the other committed). A new
+        // transaction sees the committed role, so try again.
+        let mut attempt = 0;
+        loop {
+            match self.migrate_once() {
+                Err(Error::Database(m)) if attempt < 5 && m.contains("dbos_reader") => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Apply the pending migrations in one transaction (see `migrate`).
+    fn migrate_once(&mut self) -> Result<()> {
         let loc = self.location.clone();
         let latest = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
         self.conn.in_tx(|c| {
