@@ -172,6 +172,8 @@ fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
         stdout: direct(ctx.out_direct),
         stderr: direct(ctx.err_direct),
         own_group: false,
+        cwd: None,
+        user: None,
     };
     let target = target(ctx.sess);
     // What the shell printed so far comes before what the program prints.
@@ -197,13 +199,11 @@ fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
     }
     let end = match started.child.wait() {
         Ok(status) => record::ended(&started.record, status, now_us()),
-        Err(e) => {
-            let mut r = started.record.clone();
-            r.state = ProcessState::Lost;
-            r.end_us = Some(now_us());
-            r.error = Some(format!("cannot wait for it: {e}"));
-            r
-        }
+        Err(e) => record::lost(
+            &started.record,
+            format!("cannot wait for it: {e}"),
+            now_us(),
+        ),
     };
     let command = record::end_command(&end);
     record::commit_version(&mut ctx.sess.engine, &target, &command, &end)
@@ -236,6 +236,8 @@ fn spawn(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
         stdout: Output::Piped,
         stderr: Output::Piped,
         own_group: true,
+        cwd: None,
+        user: None,
     };
     let target = target(ctx.sess);
     let sess = &mut *ctx.sess;
