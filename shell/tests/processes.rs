@@ -387,3 +387,50 @@ fn rows_a_crashed_shell_left_running_become_lost() {
     assert_eq!(rec["state"], "lost");
     assert!(rec["error"].as_str().unwrap().contains("not recorded"));
 }
+
+#[test]
+fn metrics_since_and_newest() {
+    let sh = Shell::new();
+    let mut e = dbos_engine::Engine::open(&sh.db).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let actor = dbos_engine::Actor::default();
+    // Ten samples, one a transaction: five dated an hour ago, five an hour
+    // ahead, so the commit of the fifth lies between them.
+    let mut marks = Vec::new();
+    for i in 0..10i64 {
+        let hour = 3_600_000_000;
+        let t = if i < 5 { now - hour } else { now + hour } + i * 1_000_000;
+        let json = format!(
+            r#"{{"time_us":{t},"load":[{i},0,0],"mem_total_kb":1,"mem_available_kb":1,"processes":{i},"tps":null,"db_bytes":null}}"#
+        );
+        let (_, info) = e
+            .autocommit("main", &actor, "sample", |tx| {
+                tx.put(
+                    dbos_engine::Space::Metric,
+                    &format!("{t:020}"),
+                    Some(dbos_engine::Entry::Value(json.clone())),
+                )
+            })
+            .unwrap();
+        marks.push(info.map(|i| i.id).unwrap_or(0));
+    }
+    drop(e);
+    let procs = |script: &str| -> Vec<u64> {
+        sh.json(script)
+            .as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(|s| s["processes"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(procs("metrics -n 3 --format json"), [7, 8, 9]);
+    assert_eq!(procs("metrics --format json").len(), 10);
+    // --since: the samples dated at or after that commit's time.
+    let since = format!("metrics --since T{} --format json", marks[4]);
+    assert_eq!(procs(&since), [5, 6, 7, 8, 9]);
+    let since_n = format!("metrics --since T{} -n 2 --format json", marks[4]);
+    assert_eq!(procs(&since_n), [8, 9]);
+}
