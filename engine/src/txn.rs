@@ -12,8 +12,8 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::path::VPath;
 use crate::types::{
-    BranchInfo, ChunkRef, Content, Entry, Hash, Lineage, LogEntry, Meta, ProcessRecord, Space,
-    StoredLog, TxId, TxInfo,
+    BranchInfo, ChunkRef, Content, Entry, Hash, KeyRange, Lineage, LogEntry, Meta, ProcessRecord,
+    Space, StoredLog, TxId, TxInfo,
 };
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -250,6 +250,51 @@ impl<'e> Txn<'e> {
             }
         }
         Ok(map.into_iter().collect())
+    }
+
+    /// Existing keys of a space in `range`, with this transaction's own
+    /// writes, reading only the keys the range covers (not the whole
+    /// space): `metrics --since` reads the samples after a time this way.
+    pub fn list_space_range(
+        &mut self,
+        space: Space,
+        range: &KeyRange,
+    ) -> Result<Vec<(String, Entry)>> {
+        let from = range.from.as_deref().unwrap_or("");
+        let mine: Vec<(String, Option<Entry>)> = self
+            .st
+            .overlay
+            .iter()
+            .filter(|((s, k), _)| *s == space && k.as_str() >= from)
+            .map(|((_, k), e)| (k.clone(), e.clone()))
+            .collect();
+        // Each of our own deletions may hide one stored key: read as many
+        // more.
+        let stored_range = KeyRange {
+            limit: range.limit.map(|n| n.saturating_add(mine.len())),
+            ..range.clone()
+        };
+        let mut map: BTreeMap<String, Entry> = self
+            .engine
+            .backend
+            .list_space_range(&self.st.lineage, space, &stored_range)?
+            .into_iter()
+            .filter_map(|(k, v)| v.entry.map(|e| (k, e)))
+            .collect();
+        for (k, e) in mine {
+            match e {
+                Some(e) => map.insert(k, e),
+                None => map.remove(&k),
+            };
+        }
+        let mut out: Vec<(String, Entry)> = map.into_iter().collect();
+        if range.descending {
+            out.reverse();
+        }
+        // At most `mine.len()` of the stored keys read are gone, so the
+        // first `limit` of the merge are the range's first `limit`.
+        out.truncate(range.limit.unwrap_or(usize::MAX));
+        Ok(out)
     }
 
     // ----- file tree reads -------------------------------------------------

@@ -348,3 +348,15 @@ pub struct ProcessRecord {
     /// Why it failed to start, if it did.
     pub error: Option<String>,
 }
+
+/// A slice of a key space in key order (`Txn::list_space_range`): reads
+/// only the keys it names, not the whole space.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyRange {
+    /// Keys at or after this one, in byte order (None: from the first).
+    pub from: Option<String>,
+    /// At most this many entries (None: every one).
+    pub limit: Option<usize>,
+    /// Largest keys first, so that `limit` keeps the last ones.
+    pub descending: bool,
+}

@@ -72,12 +72,104 @@ fn every_view_has_its_documented_columns() {
         ("process_history", "id argv cwd state pid started_by exit_status signal started ended error author branch valid_from_tx valid_from valid_to_tx valid_to"),
         ("logs", "id tx branch time source severity level message process_id"),
         ("shell_history", "id time author branch line"),
+        ("boots", "boot_id kernel as_of started ended how pid1 hostname author branch valid_from_tx valid_from"),
+        ("metrics", "time load1 load5 load15 mem_total_kb mem_available_kb processes tx_per_sec db_bytes author branch valid_from_tx valid_from"),
     ];
     assert_eq!(expect.len(), dbos_engine::audit::VIEWS.len());
     for (view, cols) in expect {
         let r = sql(&mut e, "main", &format!("SELECT * FROM {view}"));
         assert_eq!(r.columns.join(" "), *cols, "columns of {view}");
     }
+}
+
+#[test]
+fn boots_and_metrics_read_dbos_inits_json() {
+    let db = common::fresh();
+    let mut e = Engine::open(&db.location).unwrap();
+    let boot = |end: &str| {
+        format!(
+            r#"{{"id":"b-1","kernel":"6.1.0","branch":"main","as_of":null,"start_us":1795000000000000,"pid1":true,"hostname":"vm1","end_us":{end},"ended":{how}}}"#,
+            how = if end == "null" {
+                "null"
+            } else {
+                "\"poweroff\""
+            }
+        )
+    };
+    let value = |v: String| Some(Entry::Value(v));
+    e.autocommit("main", &Actor::default(), "boot", |tx| {
+        tx.put(Space::Boot, "b-1", value(boot("null")))?;
+        tx.put(
+            Space::Metric,
+            "00001795000000000000",
+            value(r#"{"time_us":1795000000000000,"load":[0.5,1.25,2.0],"mem_total_kb":2048,"mem_available_kb":1024,"processes":42,"tps":null,"db_bytes":4096}"#.to_string()),
+        )?;
+        tx.put(
+            Space::Metric,
+            "00001795000010000000",
+            value(r#"{"time_us":1795000010000000,"load":[1.0,0.0,0.0],"mem_total_kb":2048,"mem_available_kb":512,"processes":43,"tps":3.5,"db_bytes":null}"#.to_string()),
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    let running = sql(
+        &mut e,
+        "main",
+        "SELECT boot_id, kernel, as_of, started, ended, how, pid1, hostname, branch FROM boots",
+    );
+    assert_eq!(
+        texts(&running),
+        [[
+            "b-1",
+            "6.1.0",
+            "NULL",
+            "2026-11-18T11:06:40.000000Z",
+            "NULL",
+            "NULL",
+            "1",
+            "vm1",
+            "main"
+        ]]
+    );
+    e.autocommit("main", &Actor::default(), "boot end", |tx| {
+        tx.put(Space::Boot, "b-1", value(boot("1795000060500000")))
+    })
+    .unwrap();
+    let ended = sql(&mut e, "main", "SELECT ended, how FROM boots");
+    assert_eq!(texts(&ended), [["2026-11-18T11:07:40.500000Z", "poweroff"]]);
+    let m = sql(
+        &mut e,
+        "main",
+        "SELECT time, load1, load5, load15, mem_total_kb, mem_available_kb, processes, tx_per_sec, db_bytes \
+         FROM metrics WHERE time >= '2026-11-18T11:06:45' ORDER BY time",
+    );
+    assert_eq!(
+        texts(&m),
+        [[
+            "2026-11-18T11:06:50.000000Z",
+            "1",
+            "0",
+            "0",
+            "2048",
+            "512",
+            "43",
+            "3.5",
+            "NULL"
+        ]]
+    );
+    let all = sql(
+        &mut e,
+        "main",
+        "SELECT load1, load5, load15, db_bytes FROM metrics ORDER BY time",
+    );
+    assert_eq!(texts(&all)[0], ["0.5", "1.25", "2", "4096"]);
+    // The boot row as of before its end: still running.
+    let past = sql(
+        &mut e,
+        "main",
+        "SELECT how FROM boots FOR SYSTEM_TIME ALL ORDER BY valid_from_tx",
+    );
+    assert_eq!(texts(&past), [["NULL"], ["poweroff"]]);
 }
 
 /// A random history on main and a branch: files, directories, symlinks,

@@ -35,7 +35,9 @@
 
 mod common;
 
-use dbos_engine::{Actor, BranchId, ChunkRef, Engine, Entry, Space, TxId, TxInfo, Txn, VPath};
+use dbos_engine::{
+    Actor, BranchId, ChunkRef, Engine, Entry, KeyRange, Space, TxId, TxInfo, Txn, VPath,
+};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{Config as PtConfig, TestCaseError};
@@ -850,6 +852,41 @@ fn compare_view(
         .collect();
     if config != want {
         return Err(format!("config list {config:?}, model has {want:?}"));
+    }
+    // Key ranges of the config space: from the start or a middle key,
+    // ascending or descending, limited or not.
+    let middle = want.get(want.len() / 2).map(|(k, _)| k.clone());
+    for from in [None, middle] {
+        for (limit, descending) in [(None, false), (Some(2), false), (Some(2), true)] {
+            let range = KeyRange {
+                from: from.clone(),
+                limit,
+                descending,
+            };
+            let got: Vec<(String, String)> = tx
+                .list_space_range(Space::Config, &range)
+                .map_err(e2s)?
+                .into_iter()
+                .map(|(k, e)| match e {
+                    Entry::Value(v) => (k, v),
+                    other => (k, format!("{other:?}")),
+                })
+                .collect();
+            let mut expect: Vec<(String, String)> = want
+                .iter()
+                .filter(|(k, _)| from.as_ref().is_none_or(|f| k >= f))
+                .cloned()
+                .collect();
+            if descending {
+                expect.reverse();
+            }
+            expect.truncate(limit.unwrap_or(usize::MAX));
+            if got != expect {
+                return Err(format!(
+                    "config range {range:?}: {got:?}, model has {expect:?}"
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -1,43 +1,15 @@
 //! The control socket: how `poweroff`, `reboot` and `reload` reach
 //! dbos-init. A Unix datagram socket (`--control-socket`, default
 //! `/run/dbos-init.ctl` as PID 1) created with mode 0600, so only its owner
-//! (root on a dbos machine) may send. One datagram is one request word.
+//! (root on a dbos machine) may send. One datagram is one request word;
+//! the words and the client (`send`) are `dbos_procs::control`, which the
+//! shell's `poweroff` and `reboot` use too.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
-/// What may be asked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// Stop everything and power off (as PID 1) or exit.
-    Poweroff,
-    /// Stop everything and reboot (as PID 1) or exit.
-    Reboot,
-    /// Re-read config (as SIGHUP does).
-    Reload,
-}
-
-impl Request {
-    /// Parse a request datagram.
-    pub fn parse(b: &[u8]) -> Option<Request> {
-        match std::str::from_utf8(b).ok()?.trim() {
-            "poweroff" | "halt" => Some(Request::Poweroff),
-            "reboot" => Some(Request::Reboot),
-            "reload" => Some(Request::Reload),
-            _ => None,
-        }
-    }
-
-    /// The word sent for it.
-    pub fn word(self) -> &'static str {
-        match self {
-            Request::Poweroff => "poweroff",
-            Request::Reboot => "reboot",
-            Request::Reload => "reload",
-        }
-    }
-}
+pub use dbos_procs::control::{send, Request, SendError};
 
 /// The bound, non-blocking control socket.
 pub struct Control {
@@ -71,13 +43,6 @@ impl Drop for Control {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// Send a request to a running dbos-init.
-pub fn send(path: &Path, req: Request) -> std::io::Result<()> {
-    let s = UnixDatagram::unbound()?;
-    s.send_to(req.word().as_bytes(), path)?;
-    Ok(())
 }
 
 /// Remove `path` if it is a socket (left by an earlier run); nothing else.

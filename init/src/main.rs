@@ -11,6 +11,7 @@ use dbos_init::pid1::{self, Power};
 use dbos_init::supervise::Supervisor;
 use dbos_init::writer::{now_us, Handle, Writer, WriterConfig};
 use dbos_init::{cmdline, metrics, services};
+use dbos_procs::signal::signal_name;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -79,14 +80,6 @@ fn install_signals() -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        _ => "signal",
-    }
 }
 
 /// Why the run ends.
@@ -197,7 +190,12 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
     let (branch, read_only) =
         choose_state(&mut engine, &branch, as_of.as_deref(), fork.as_deref())?;
     let writable = read_only.is_none().then_some(branch.as_str());
-    let repairs = pid1::recover(&mut engine, if pid1 { writable } else { None });
+    let mut repairs = pid1::recover(&mut engine, if pid1 { writable } else { None });
+    if let Some(b) = writable {
+        // Services of an earlier run that lost power (or was killed) still
+        // say `running`: they are gone, and get their `lost` version.
+        repairs.extend(mark_lost(&mut engine, b));
+    }
 
     drop(engine);
     let writer = Writer::spawn(
@@ -360,12 +358,12 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
             if shell == Some(pid) {
                 shell = None;
                 if !pid1 {
-                    w.init_log(6, format!("shell ended ({exit:?})"), None);
+                    w.init_log(6, format!("shell ended ({exit})"), None);
                     continue;
                 }
                 w.init_log(
                     4,
-                    format!("console shell ended ({exit:?}); restarting it"),
+                    format!("console shell ended ({exit}); restarting it"),
                     None,
                 );
                 shell_restart = Some(Instant::now() + Duration::from_secs(1));
@@ -406,6 +404,32 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
     writer.stop();
     pid1::sync();
     Ok(end)
+}
+
+/// Give the rows of vanished processes of `branch` their `lost` version
+/// (`dbos_procs::reconcile`); what was marked, in words.
+fn mark_lost(engine: &mut Engine, branch: &str) -> Vec<String> {
+    let target = dbos_procs::Target {
+        branch: branch.to_string(),
+        actor: dbos_engine::Actor {
+            author: "dbos-init".to_string(),
+            uid: 0,
+            gid: 0,
+        },
+    };
+    match dbos_procs::reconcile(engine, &target) {
+        Ok(marked) => marked
+            .iter()
+            .map(|r| {
+                format!(
+                    "process {} ({}) was running: marked lost",
+                    r.id,
+                    r.argv.join(" ")
+                )
+            })
+            .collect(),
+        Err(e) => vec![format!("checking running process rows: {e}")],
+    }
 }
 
 fn put_boot(w: &Handle, rec: &BootRecord) {

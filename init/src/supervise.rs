@@ -6,6 +6,10 @@
 //! process id. Every child of this process (services and the orphans
 //! re-parented to it) is reaped by one `waitpid(-1)` loop in `reap`.
 //!
+//! Starting a program, its process rows, its output lines and signals are
+//! `dbos_procs`'s (as for the shell's `run` and `spawn`); what is init's
+//! own is the policy: when to restart, how long to wait, in which order.
+//!
 //! Restarts back off exponentially (`Backoff`): 100 ms doubling to a 30 s
 //! cap, reset once a run lasted 10 s. A crash-looping service is never
 //! given up on: at the cap it costs one start every 30 s, and it comes back
@@ -13,12 +17,16 @@
 //! config rows (then SIGHUP) stops it for good.
 
 use crate::services::{Plan, Restart, ServiceSpec};
-use crate::writer::{now_us, Handle};
-use dbos_engine::{LogEntry, ProcessRecord, ProcessState};
+use crate::writer::Handle;
+use dbos_engine::{LogEntry, ProcessRecord, Severity};
+use dbos_procs::launch::{spawn_error, Input, Launch, Output};
+use dbos_procs::record::{self, now_us};
+use dbos_procs::watch::read_lines;
+use dbos_procs::{severity, signal, user};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,40 +62,8 @@ impl Backoff {
     }
 }
 
-/// How a child ended, decoded from a wait status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    /// Exited with a status.
-    Code(i32),
-    /// Killed by a signal.
-    Signal(i32),
-}
-
-impl Exit {
-    /// Decode a `waitpid` status.
-    pub fn from_status(status: libc::c_int) -> Exit {
-        if libc::WIFSIGNALED(status) {
-            Exit::Signal(libc::WTERMSIG(status))
-        } else {
-            Exit::Code(libc::WEXITSTATUS(status))
-        }
-    }
-
-    /// Exit status 0.
-    pub fn success(self) -> bool {
-        self == Exit::Code(0)
-    }
-
-    fn describe(self) -> String {
-        match self {
-            Exit::Code(c) => format!("exited with status {c}"),
-            Exit::Signal(s) => format!("killed by signal {s}"),
-        }
-    }
-}
-
 /// Reap every child that has ended (services, shells, adopted orphans).
-pub fn reap() -> Vec<(i32, Exit)> {
+pub fn reap() -> Vec<(i32, ExitStatus)> {
     let mut out = Vec::new();
     loop {
         let mut status: libc::c_int = 0;
@@ -96,18 +72,14 @@ pub fn reap() -> Vec<(i32, Exit)> {
         if pid <= 0 {
             return out;
         }
-        out.push((pid, Exit::from_status(status)));
+        out.push((pid, ExitStatus::from_raw(status)));
     }
 }
 
-/// Send `sig` to a service's process group, or to the process alone if it
-/// has no group of its own.
+/// Send `sig` to a service's process group (every service leads one).
 fn signal(pid: i32, sig: libc::c_int) {
-    // SAFETY: plain system calls on a pid we started.
-    unsafe {
-        if libc::killpg(pid, sig) != 0 {
-            libc::kill(pid, sig);
-        }
+    if let Ok(pid) = u32::try_from(pid) {
+        let _ = signal::send(pid, sig);
     }
 }
 
@@ -192,7 +164,7 @@ impl Supervisor {
 
     /// Handle ended children and due restarts. Returns the ends of children
     /// that are not services (the console shell, adopted orphans).
-    pub fn tick(&mut self) -> Vec<(i32, Exit)> {
+    pub fn tick(&mut self) -> Vec<(i32, ExitStatus)> {
         let mut others = Vec::new();
         for (pid, exit) in reap() {
             if !self.exited(pid, exit) {
@@ -231,23 +203,20 @@ impl Supervisor {
             return;
         };
         let id = self.writer.alloc_process_id().unwrap_or(0);
-        let mut rec = ProcessRecord {
+        let launch = launch(&svc.spec);
+        let user = svc.spec.user.clone().unwrap_or_else(user::current_name);
+        let rec = record::new(
             id,
-            argv: svc.spec.argv.clone(),
-            cwd: svc.spec.cwd.clone().unwrap_or_else(|| "/".to_string()),
-            state: ProcessState::Running,
-            pid: None,
-            user: svc.spec.user.clone().unwrap_or_else(current_user),
-            exit_status: None,
-            signal: None,
-            start_us: now_us(),
-            end_us: None,
-            error: None,
-        };
-        match spawn(&svc.spec, &self.writer, id) {
+            launch.argv.clone(),
+            launch.working_directory(),
+            user,
+            now_us(),
+        );
+        match spawn(&launch, &svc.spec.name, &self.writer, id) {
             Ok((pid, readers)) => {
+                let mut rec = rec;
                 rec.pid = Some(pid as u32);
-                record(
+                store(
                     &self.writer,
                     &rec,
                     6,
@@ -261,10 +230,20 @@ impl Supervisor {
                 });
             }
             Err(e) => {
-                rec.state = ProcessState::Failed;
-                rec.end_us = Some(now_us());
-                rec.error = Some(e.to_string());
-                record(
+                let rec = record::failed(&rec, &e, now_us());
+                // A user that does not exist, or that this process may not
+                // become, stays so until the config changes: no retries.
+                if let dbos_procs::Error::User { .. } = e {
+                    store(
+                        &self.writer,
+                        &rec,
+                        3,
+                        format!("not starting service {name}: {e}"),
+                    );
+                    svc.state = State::Done;
+                    return;
+                }
+                store(
                     &self.writer,
                     &rec,
                     3,
@@ -298,7 +277,7 @@ impl Supervisor {
     }
 
     /// Handle the end of `pid`; false when it is not a running service.
-    fn exited(&mut self, pid: i32, exit: Exit) -> bool {
+    fn exited(&mut self, pid: i32, exit: ExitStatus) -> bool {
         let Some(name) = self.services.iter().find_map(|(n, s)| match &s.state {
             State::Running(r) if r.pid == pid => Some(n.clone()),
             _ => None,
@@ -312,29 +291,19 @@ impl Supervisor {
             return false;
         };
         let uptime = run.started.elapsed();
-        run.rec.end_us = Some(now_us());
-        match exit {
-            Exit::Code(c) => {
-                run.rec.state = ProcessState::Exited;
-                run.rec.exit_status = Some(c);
-            }
-            Exit::Signal(s) => {
-                run.rec.state = ProcessState::Killed;
-                run.rec.signal = Some(s);
-            }
-        }
+        let end = record::ended(&run.rec, exit, now_us());
         let sev = if exit.success() || self.stopping {
             6
         } else {
             4
         };
-        record(
+        store(
             &self.writer,
-            &run.rec,
+            &end,
             sev,
             format!(
                 "service {name} {} after {:.1} s",
-                exit.describe(),
+                record::describe_end(&end),
                 uptime.as_secs_f64()
             ),
         );
@@ -414,127 +383,78 @@ impl Supervisor {
     }
 }
 
-/// Store a version of a process record with its log row. This is the one
-/// place a service's process row is written (to swap for `dbos_procs`).
-fn record(writer: &Handle, rec: &ProcessRecord, severity: u8, message: String) {
+/// Store a version of a process record with its log row, both through
+/// the batching writer.
+fn store(writer: &Handle, rec: &ProcessRecord, severity: Severity, message: String) {
     writer.process(rec);
     writer.init_log(severity, message, Some(rec.id));
 }
 
-/// The name of the user this runs as.
-fn current_user() -> String {
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    lookup_user_by_uid(uid).unwrap_or_else(|| uid.to_string())
+/// How a service is started: its own process group, nothing to read,
+/// output piped into log rows, `DBOS_SERVICE` set, in its directory (`/`
+/// by default) as its user.
+fn launch(spec: &ServiceSpec) -> Launch {
+    let mut l = Launch::new(spec.argv.clone(), format!("service {}", spec.name));
+    l.env = vec![("DBOS_SERVICE".to_string(), spec.name.clone())];
+    l.stdin = Input::Null;
+    l.stdout = Output::Piped;
+    l.stderr = Output::Piped;
+    l.own_group = true;
+    l.cwd = Some(spec.cwd.clone().unwrap_or_else(|| "/".to_string()));
+    l.user = spec.user.clone();
+    l
 }
 
-fn lookup_user_by_uid(uid: u32) -> Option<String> {
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16384];
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: buffers are owned and sized; out is checked before use.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
-    if rc != 0 || out.is_null() {
-        return None;
-    }
-    // SAFETY: pw_name points into buf, NUL-terminated.
-    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
-    Some(name.to_string_lossy().into_owned())
-}
-
-/// uid, gid and home of a user name (or a numeric uid).
-fn lookup_user(name: &str) -> std::io::Result<(u32, u32)> {
-    let c = std::ffi::CString::new(name)
-        .map_err(|_| std::io::Error::other(format!("bad user name {name:?}")))?;
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16384];
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: as in lookup_user_by_uid.
-    let rc =
-        unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
-    if rc == 0 && !out.is_null() {
-        return Ok((pw.pw_uid, pw.pw_gid));
-    }
-    match name.parse::<u32>() {
-        Ok(uid) => Ok((uid, uid)),
-        Err(_) => Err(std::io::Error::other(format!("no such user {name:?}"))),
-    }
-}
-
-/// Start a service's process in its own process group, stdin from
-/// /dev/null, stdout and stderr into log rows.
+/// Start a service's process; its stdout and stderr lines become log rows
+/// of `service/NAME`. The child is reaped by `reap`, not through `Child`.
 fn spawn(
-    spec: &ServiceSpec,
+    launch: &Launch,
+    name: &str,
     writer: &Handle,
     process_id: u64,
-) -> std::io::Result<(i32, Vec<JoinHandle<()>>)> {
-    let Some((prog, args)) = spec.argv.split_first() else {
-        return Err(std::io::Error::other("empty command line"));
-    };
-    let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .current_dir(spec.cwd.as_deref().unwrap_or("/"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .env("DBOS_SERVICE", &spec.name);
-    if let Some(user) = &spec.user {
-        let (uid, gid) = lookup_user(user)?;
-        cmd.uid(uid).gid(gid);
-    }
-    let mut child = cmd.spawn()?;
+) -> dbos_procs::Result<(i32, Vec<JoinHandle<()>>)> {
+    let program = launch.argv.first().ok_or(dbos_procs::Error::Empty)?;
+    let mut child = launch
+        .command()?
+        .spawn()
+        .map_err(|e| spawn_error(program, e))?;
     let pid = child.id() as i32;
-    let source = format!("service/{}", spec.name);
+    let source = format!("service/{name}");
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
-        readers.push(read_lines(
-            out,
-            writer.clone(),
-            source.clone(),
-            6,
-            process_id,
-        ));
+        readers.push(forward(out, writer, &source, severity::STDOUT, process_id));
     }
     if let Some(err) = child.stderr.take() {
-        readers.push(read_lines(err, writer.clone(), source, 4, process_id));
+        readers.push(forward(err, writer, &source, severity::STDERR, process_id));
     }
-    // The child is reaped by `reap`, not through `Child`.
     drop(child);
     Ok((pid, readers))
 }
 
-fn read_lines<R: Read + Send + 'static>(
+/// A thread passing each line of `r` to the writer as a log row.
+fn forward<R: Read + Send + 'static>(
     r: R,
-    writer: Handle,
-    source: String,
-    severity: u8,
+    writer: &Handle,
+    source: &str,
+    severity: Severity,
     process_id: u64,
 ) -> JoinHandle<()> {
+    let (writer, source) = (writer.clone(), source.to_string());
     std::thread::spawn(move || {
-        let mut r = BufReader::new(r);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line);
-                    writer.log(LogEntry {
-                        time_us: now_us(),
-                        source: source.clone(),
-                        severity,
-                        message: text.trim_end_matches(['\n', '\r']).to_string(),
-                        process_id: Some(process_id),
-                    });
-                }
-            }
-        }
+        read_lines(r, |message| {
+            writer.log(LogEntry {
+                time_us: now_us(),
+                source: source.clone(),
+                severity,
+                message,
+                process_id: Some(process_id),
+            })
+        })
     })
 }
 
 /// Whether `restart` may bring a service back after `exit`.
-pub fn restarts_after(restart: Restart, exit: Exit) -> bool {
+pub fn restarts_after(restart: Restart, exit: ExitStatus) -> bool {
     restart.wants_restart(exit.success())
 }
 
@@ -559,14 +479,11 @@ mod tests {
     }
 
     #[test]
-    fn exit_decoding() {
-        assert_eq!(Exit::from_status(0), Exit::Code(0));
-        assert_eq!(Exit::from_status(3 << 8), Exit::Code(3));
-        assert_eq!(
-            Exit::from_status(libc::SIGKILL),
-            Exit::Signal(libc::SIGKILL)
-        );
-        assert!(restarts_after(Restart::OnFailure, Exit::Signal(15)));
-        assert!(!restarts_after(Restart::OnFailure, Exit::Code(0)));
+    fn restarts_after_failures_only_by_default() {
+        let killed = ExitStatus::from_raw(libc::SIGTERM);
+        let ok = ExitStatus::from_raw(0);
+        assert!(restarts_after(Restart::OnFailure, killed));
+        assert!(!restarts_after(Restart::OnFailure, ok));
+        assert!(restarts_after(Restart::Always, ok));
     }
 }

@@ -109,13 +109,7 @@ impl Handle {
     }
 }
 
-/// Microseconds since the Unix epoch.
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
+pub use dbos_procs::record::now_us;
 
 impl Writer {
     /// Start the writer thread, which opens the engine at `location` and is

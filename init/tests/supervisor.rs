@@ -489,3 +489,139 @@ fn as_of_boot_is_read_only_and_uses_past_config() {
     // Nothing was written.
     assert_eq!(Engine::open(&init.db).unwrap().head().unwrap(), head);
 }
+
+/// The `dbos` shell binary, built beside dbos-init (built here when a
+/// narrower `cargo test -p dbos-init` did not).
+fn dbos_shell() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_dbos-init")).with_file_name("dbos");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let ok = Command::new(cargo)
+            .args(["build", "-q", "-p", "dbos-shell", "--bin", "dbos"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "building the dbos shell");
+    }
+    bin
+}
+
+#[test]
+fn poweroff_and_reboot_from_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = dir.path().join("ctl");
+    let shell = |db: &str, cmd: &str| {
+        Command::new(dbos_shell())
+            .args(["--db", db, "-c", cmd])
+            .env("DBOS_INIT_CONTROL", &ctl)
+            .output()
+            .unwrap()
+    };
+    // Nobody listening: a clear error, a failed status.
+    let lonely = dir.path().join("lonely.db").display().to_string();
+    let out = shell(&lonely, "poweroff");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "no dbos-init is running (no control socket at {})",
+            ctl.display()
+        )),
+        "{err}"
+    );
+
+    for (word, ended) in [("poweroff", "poweroff"), ("reboot", "reboot")] {
+        let mut init = start(
+            &[("service.s.exec", "sleep 60")],
+            &["--control-socket", ctl.to_str().unwrap()],
+        );
+        wait_for("s started", || !started_rows(&init, "s").is_empty());
+        let out = shell(&init.db, word);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let code = loop {
+            if let Some(st) = init.child.try_wait().unwrap() {
+                break st.code();
+            }
+            assert!(Instant::now() < deadline, "no stop after {word}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(code, Some(0));
+        let boots = init.space(Space::Boot);
+        let b: serde_json::Value = serde_json::from_str(&boots[0].1).unwrap();
+        assert_eq!(b["ended"], ended);
+        assert!(init.has_log("init", "stopping service s"));
+        assert!(init
+            .processes()
+            .iter()
+            .all(|p| p.state != ProcessState::Running));
+    }
+}
+
+/// Whether these tests run as root (services may then switch user).
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn services_run_as_their_user() {
+    let init = start(
+        &[
+            ("service.who.exec", "sh -c 'id -u; id -g; id -un'"),
+            ("service.who.user", "nobody"),
+            ("service.who.restart", "never"),
+            ("service.ghost.exec", "true"),
+            ("service.ghost.user", "no-such-user-dbos"),
+        ],
+        &[],
+    );
+    wait_for("ghost refused", || {
+        init.has_log(
+            "init",
+            "not starting service ghost: user no-such-user-dbos: no such user",
+        )
+    });
+    if is_root() {
+        wait_for("who's output", || init.has_log("service/who", "nobody"));
+        let nobody = dbos_procs::user::lookup("nobody").unwrap();
+        assert!(init.has_log("service/who", &nobody.uid.to_string()));
+        let who = init
+            .processes()
+            .into_iter()
+            .find(|p| p.argv.first().is_some_and(|a| a == "sh"))
+            .expect("who's row");
+        assert_eq!(who.user, "nobody");
+    } else {
+        wait_for("who refused", || {
+            init.has_log(
+                "init",
+                "not starting service who: user nobody: running a program as another user needs root",
+            )
+        });
+    }
+    let (code, init) = init.stop();
+    assert_eq!(code, 0);
+    // Neither refused service was retried.
+    let starts = |name: &str| {
+        init.logs()
+            .iter()
+            .filter(|l| {
+                l.entry
+                    .message
+                    .starts_with(&format!("not starting service {name}"))
+            })
+            .count()
+    };
+    assert_eq!(starts("ghost"), 1);
+    let ghost = init
+        .processes()
+        .into_iter()
+        .find(|p| p.argv == ["true"])
+        .expect("ghost's failed row");
+    assert_eq!(ghost.state, ProcessState::Failed);
+}

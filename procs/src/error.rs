@@ -23,6 +23,15 @@ pub enum Error {
         /// What the operating system said.
         reason: String,
     },
+    /// The user a program should run as does not exist, or this process
+    /// may not switch to it.
+    #[error("user {user}: {reason}")]
+    User {
+        /// The user as given.
+        user: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// Nothing to run.
     #[error("no program given")]
     Empty,
@@ -59,7 +68,7 @@ impl Error {
     pub fn exit_status(&self) -> i32 {
         match self {
             Error::NotFound { .. } => 127,
-            Error::PermissionDenied { .. } | Error::Spawn { .. } => 126,
+            Error::PermissionDenied { .. } | Error::Spawn { .. } | Error::User { .. } => 126,
             _ => 1,
         }
     }

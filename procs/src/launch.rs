@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::record::{self, now_us, Target};
-use dbos_engine::{Engine, ProcessRecord, ProcessState};
+use crate::user;
+use dbos_engine::{Engine, ProcessRecord};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -57,8 +58,97 @@ pub struct Launch {
     /// a Ctrl-C at the terminal is not theirs, and a signal can reach the
     /// whole group).
     pub own_group: bool,
+    /// Working directory (default: the caller's).
+    pub cwd: Option<String>,
+    /// Run as this host user (a name or a number; needs root unless it is
+    /// the caller's own user). None: the caller's user.
+    pub user: Option<String>,
     /// Command text of the transaction that records the start.
     pub command: String,
+}
+
+impl Launch {
+    /// Launch `argv` with nothing to read, output discarded, the caller's
+    /// environment, directory and user, in the caller's process group.
+    pub fn new(argv: Vec<String>, command: impl Into<String>) -> Launch {
+        Launch {
+            argv,
+            env: Vec::new(),
+            stdin: Input::Null,
+            stdout: Output::Null,
+            stderr: Output::Null,
+            own_group: false,
+            cwd: None,
+            user: None,
+            command: command.into(),
+        }
+    }
+
+    /// The working directory the program gets, as its row records it.
+    pub fn working_directory(&self) -> String {
+        match &self.cwd {
+            Some(d) => d.clone(),
+            None => std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The `Command` that starts this program: arguments, environment,
+    /// standard descriptors, directory, process group and user. Fails
+    /// (`Error::User`) when the user does not exist or this process may not
+    /// become it; spawning it may fail too (see `spawn_error`).
+    pub fn command(&self) -> Result<Command> {
+        let program = self.argv.first().ok_or(Error::Empty)?;
+        let mut cmd = Command::new(program);
+        cmd.args(&self.argv[1..])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(self.stdout.stdio())
+            .stderr(self.stderr.stdio())
+            .stdin(match self.stdin {
+                Input::Inherit => Stdio::inherit(),
+                Input::Null => Stdio::null(),
+                Input::Bytes(_) => Stdio::piped(),
+            });
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        if self.own_group {
+            cmd.process_group(0);
+        }
+        if let Some(name) = &self.user {
+            let user = user::lookup(name)?;
+            // SAFETY: getuid cannot fail.
+            if user.uid != unsafe { libc::getuid() } {
+                if !user::is_root() {
+                    return Err(Error::User {
+                        user: name.clone(),
+                        reason: "running a program as another user needs root".to_string(),
+                    });
+                }
+                // SAFETY: become_user makes only system calls (setgroups,
+                // setgid, setuid) on memory resolved before the fork.
+                unsafe {
+                    cmd.pre_exec(move || user::become_user(&user));
+                }
+            }
+        }
+        Ok(cmd)
+    }
+}
+
+/// The error of a program that could not be spawned: `NotFound` (127 in a
+/// shell), `PermissionDenied` (126) or `Spawn`.
+pub fn spawn_error(program: &str, e: std::io::Error) -> Error {
+    let program = program.to_string();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound { program },
+        std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { program },
+        _ => Error::Spawn {
+            program,
+            reason: e.to_string(),
+        },
+    }
 }
 
 /// A started program and its committed `running` row.
@@ -77,57 +167,29 @@ pub struct Started {
 /// it has no row for.
 pub fn start(engine: &mut Engine, target: &Target, launch: Launch) -> Result<Started> {
     let program = launch.argv.first().cloned().ok_or(Error::Empty)?;
-    let cwd = std::env::current_dir()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let mut cmd = Command::new(&program);
-    cmd.args(&launch.argv[1..])
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .stdout(launch.stdout.stdio())
-        .stderr(launch.stderr.stdio())
-        .stdin(match launch.stdin {
-            Input::Inherit => Stdio::inherit(),
-            Input::Null => Stdio::null(),
-            Input::Bytes(_) => Stdio::piped(),
-        });
-    if launch.own_group {
-        cmd.process_group(0);
-    }
-    let base = |id: u64, start_us: i64| ProcessRecord {
-        id,
-        argv: launch.argv.clone(),
-        cwd: cwd.clone(),
-        state: ProcessState::Running,
-        pid: None,
-        user: target.actor.author.clone(),
-        exit_status: None,
-        signal: None,
-        start_us,
-        end_us: None,
-        error: None,
+    let cwd = launch.working_directory();
+    let user = launch
+        .user
+        .clone()
+        .unwrap_or_else(|| target.actor.author.clone());
+    let base = |id: u64, start_us: i64| {
+        record::new(id, launch.argv.clone(), cwd.clone(), user.clone(), start_us)
+    };
+    let fail = |engine: &mut Engine, err: Error, start_us: i64| -> Result<Started> {
+        let end_us = now_us();
+        record::commit_new(engine, target, &launch.command, |id| {
+            record::failed(&base(id, start_us), &err, end_us)
+        })?;
+        Err(err)
     };
     let start_us = now_us();
+    let mut cmd = match launch.command() {
+        Ok(c) => c,
+        Err(e) => return fail(engine, e, start_us),
+    };
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => {
-            let err = match e.kind() {
-                std::io::ErrorKind::NotFound => Error::NotFound { program },
-                std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { program },
-                _ => Error::Spawn {
-                    program,
-                    reason: e.to_string(),
-                },
-            };
-            let end_us = now_us();
-            record::commit_new(engine, target, &launch.command, |id| {
-                let mut r = base(id, start_us);
-                r.state = ProcessState::Failed;
-                r.end_us = Some(end_us);
-                r.error = Some(err.to_string());
-                r
-            })?;
-            return Err(err);
-        }
+        Err(e) => return fail(engine, spawn_error(&program, e), start_us),
     };
     let pid = child.id();
     let committed = record::commit_new(engine, target, &launch.command, |id| {

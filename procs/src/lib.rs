@@ -16,13 +16,16 @@
 //! - [`batch`]: when a batch of log rows is due;
 //! - [`jobs`]: a table of watched programs, stopped together at exit;
 //! - [`signal`], [`severity`]: names of signals and syslog severities;
-//! - [`liveness`]: is a pid still the process a row describes.
+//! - [`liveness`]: is a pid still the process a row describes;
+//! - [`user`]: who a program runs as;
+//! - [`control`]: the client of dbos-init's control socket.
 //!
 //! Everything goes through the engine API (`dbos_engine`), never SQL.
 
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod control;
 pub mod error;
 pub mod jobs;
 pub mod launch;
@@ -31,6 +34,7 @@ pub mod record;
 pub mod recorder;
 pub mod severity;
 pub mod signal;
+pub mod user;
 pub mod watch;
 
 pub use error::{Error, Result};

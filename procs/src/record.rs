@@ -22,6 +22,56 @@ pub fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// A record in state `running` that has no pid yet.
+pub fn new(id: u64, argv: Vec<String>, cwd: String, user: String, start_us: i64) -> ProcessRecord {
+    ProcessRecord {
+        id,
+        argv,
+        cwd,
+        state: ProcessState::Running,
+        pid: None,
+        user,
+        exit_status: None,
+        signal: None,
+        start_us,
+        end_us: None,
+        error: None,
+    }
+}
+
+/// The version of `rec` saying it could not start, and why.
+pub fn failed(rec: &ProcessRecord, why: &dyn std::fmt::Display, end_us: i64) -> ProcessRecord {
+    let mut r = rec.clone();
+    r.state = ProcessState::Failed;
+    r.end_us = Some(end_us);
+    r.error = Some(why.to_string());
+    r
+}
+
+/// The version of `rec` saying its end could not be learnt, and why.
+pub fn lost(rec: &ProcessRecord, why: String, end_us: i64) -> ProcessRecord {
+    let mut r = rec.clone();
+    r.state = ProcessState::Lost;
+    r.end_us = Some(end_us);
+    r.error = Some(why);
+    r
+}
+
+/// How `rec` ended, in words: `exited with status 3`, `killed by
+/// SIGTERM`, `lost`, `failed: WHY`.
+pub fn describe_end(rec: &ProcessRecord) -> String {
+    match rec.state {
+        ProcessState::Exited => format!("exited with status {}", rec.exit_status.unwrap_or(0)),
+        ProcessState::Killed => format!(
+            "killed by {}",
+            crate::signal::signal_name(rec.signal.unwrap_or(0))
+        ),
+        ProcessState::Lost => "lost".to_string(),
+        ProcessState::Failed => format!("failed: {}", rec.error.as_deref().unwrap_or("?")),
+        ProcessState::Running => "running".to_string(),
+    }
+}
+
 /// Commit a new process record, `make` filling it in for the id chosen (an
 /// id never used on the branch). Two writers choosing the same id conflict
 /// on that key, and the loser retries with the next one.
@@ -68,8 +118,11 @@ pub fn ended(rec: &ProcessRecord, status: ExitStatus, end_us: i64) -> ProcessRec
             r.signal = Some(sig);
         }
         (None, None) => {
-            r.state = ProcessState::Lost;
-            r.error = Some(format!("ended with an unknown status ({status})"));
+            return lost(
+                rec,
+                format!("ended with an unknown status ({status})"),
+                end_us,
+            )
         }
     }
     r
@@ -115,7 +168,7 @@ pub fn shell_status(rec: &ProcessRecord) -> i32 {
 /// Mark as `lost` the rows of `target`'s branch that say `running` for a
 /// process this host started and that is gone (or whose pid another
 /// program now has): the program that watched it ended without recording
-/// its end (a crashed shell). Rows written from other hosts, and processes
+/// its end (a crashed shell, a dbos-init that lost power). Rows written from other hosts, and processes
 /// still alive, are left alone. Returns the rows marked.
 pub fn reconcile(engine: &mut Engine, target: &Target) -> Result<Vec<ProcessRecord>> {
     let running: Vec<ProcessRecord> = {
@@ -142,14 +195,13 @@ pub fn reconcile(engine: &mut Engine, target: &Target) -> Result<Vec<ProcessReco
             // Its watcher may have recorded the end meanwhile: that wins.
             match tx.process_get(rec.id)? {
                 Some(now) if now.state == ProcessState::Running => {
-                    let mut lost = now;
-                    lost.state = ProcessState::Lost;
-                    lost.end_us = Some(now_us());
-                    lost.error = Some(
-                        "its end was not recorded: the shell watching it ended first".to_string(),
+                    let gone = lost(
+                        &now,
+                        "its end was not recorded: the program watching it ended first".to_string(),
+                        now_us(),
                     );
-                    tx.process_put(&lost)?;
-                    Ok(Some(lost))
+                    tx.process_put(&gone)?;
+                    Ok(Some(gone))
                 }
                 _ => Ok(None),
             }

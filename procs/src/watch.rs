@@ -4,10 +4,10 @@
 //! descendant keeps its pipes open).
 
 use crate::launch::Started;
-use crate::record::{ended, now_us};
+use crate::record::{ended, lost, now_us};
 use crate::recorder::{Done, Sink};
 use crate::severity;
-use dbos_engine::{LogEntry, ProcessRecord, ProcessState, Severity};
+use dbos_engine::{LogEntry, ProcessRecord, Severity};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -112,13 +112,7 @@ pub fn watch(mut started: Started, branch: &str, source: &str, sink: &Sink) -> J
     std::thread::spawn(move || {
         let end = match child.wait() {
             Ok(status) => ended(&rec, status, now_us()),
-            Err(e) => {
-                let mut r = rec.clone();
-                r.state = ProcessState::Lost;
-                r.end_us = Some(now_us());
-                r.error = Some(format!("cannot wait for it: {e}"));
-                r
-            }
+            Err(e) => lost(&rec, format!("cannot wait for it: {e}"), now_us()),
         };
         let deadline = Instant::now() + DRAIN_GRACE;
         for _ in 0..readers {

@@ -24,6 +24,8 @@ fn background(argv: &[&str]) -> Launch {
         stdout: Output::Piped,
         stderr: Output::Piped,
         own_group: true,
+        cwd: None,
+        user: None,
         command: "test".to_string(),
     }
 }

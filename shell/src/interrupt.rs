@@ -1,16 +1,27 @@
-//! Ctrl-C while a command runs: the interactive shell catches SIGINT, the
-//! running unit stops at the next check, and nothing it changed is
-//! committed. At the prompt, the line editor handles Ctrl-C itself.
+//! Ctrl-C while a command runs: the shell (interactive, a script or `-c`)
+//! catches SIGINT, the running unit stops at the next check (a foreground
+//! `run` passes SIGINT on to its program and records its end), and nothing
+//! the unit changed is committed. At the prompt, the line editor handles
+//! Ctrl-C itself; a script ends with status 130.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Like INTERRUPTED, but only `take_seen` clears it: a script learns that a
+/// unit was interrupted after the unit has cleared its own flag.
+static SEEN: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
+    SEEN.store(true, Ordering::SeqCst);
 }
 
-/// Catch SIGINT instead of dying from it (interactive mode only).
+/// Whether Ctrl-C came since the last call (and forget it).
+pub fn take_seen() -> bool {
+    SEEN.swap(false, Ordering::SeqCst)
+}
+
+/// Catch SIGINT instead of dying from it.
 pub fn install() {
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe.

@@ -289,6 +289,10 @@ fn run_lines(sess: &mut Session, reader: impl BufRead, stdout_tty: bool) -> i32 
     };
     let mut pending = String::new();
     let mut status = 0;
+    // Ctrl-C stops the running command (recording what it ran), then the
+    // script: never dbos outright, which would leave rows `running`.
+    dbos_shell::interrupt::install();
+    dbos_shell::interrupt::take_seen();
     for line in reader.lines() {
         let line = match line {
             Ok(l) => l,
@@ -304,6 +308,10 @@ fn run_lines(sess: &mut Session, reader: impl BufRead, stdout_tty: bool) -> i32 
         }
         status = exec::run_unit(sess, &pending, &mut io);
         pending.clear();
+        if dbos_shell::interrupt::take_seen() {
+            status = 130;
+            break;
+        }
         if sess.exit_requested.is_some() {
             break;
         }

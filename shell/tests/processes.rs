@@ -387,3 +387,99 @@ fn rows_a_crashed_shell_left_running_become_lost() {
     assert_eq!(rec["state"], "lost");
     assert!(rec["error"].as_str().unwrap().contains("not recorded"));
 }
+
+#[test]
+fn metrics_since_and_newest() {
+    let sh = Shell::new();
+    let mut e = dbos_engine::Engine::open(&sh.db).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let actor = dbos_engine::Actor::default();
+    // Ten samples, one a transaction: five dated an hour ago, five an hour
+    // ahead, so the commit of the fifth lies between them.
+    let mut marks = Vec::new();
+    for i in 0..10i64 {
+        let hour = 3_600_000_000;
+        let t = if i < 5 { now - hour } else { now + hour } + i * 1_000_000;
+        let json = format!(
+            r#"{{"time_us":{t},"load":[{i},0,0],"mem_total_kb":1,"mem_available_kb":1,"processes":{i},"tps":null,"db_bytes":null}}"#
+        );
+        let (_, info) = e
+            .autocommit("main", &actor, "sample", |tx| {
+                tx.put(
+                    dbos_engine::Space::Metric,
+                    &format!("{t:020}"),
+                    Some(dbos_engine::Entry::Value(json.clone())),
+                )
+            })
+            .unwrap();
+        marks.push(info.map(|i| i.id).unwrap_or(0));
+    }
+    drop(e);
+    let procs = |script: &str| -> Vec<u64> {
+        sh.json(script)
+            .as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(|s| s["processes"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(procs("metrics -n 3 --format json"), [7, 8, 9]);
+    assert_eq!(procs("metrics --format json").len(), 10);
+    // --since: the samples dated at or after that commit's time.
+    let since = format!("metrics --since T{} --format json", marks[4]);
+    assert_eq!(procs(&since), [5, 6, 7, 8, 9]);
+    let since_n = format!("metrics --since T{} -n 2 --format json", marks[4]);
+    assert_eq!(procs(&since_n), [8, 9]);
+}
+
+/// Start `dbos -c SCRIPT` on `sh`'s database, send it SIGINT once a
+/// `running` row exists, and give its exit status and standard error.
+fn interrupt_script(sh: &Shell, script: &str) -> (Option<i32>, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_dbos"))
+        .env_remove("DBOS_DB")
+        .env("HOME", sh.dir.path())
+        .env("NO_COLOR", "1")
+        .args(["--db", &sh.db, "--user", "tester", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !rows(sh).iter().any(|r| r["state"] == "running") {
+        assert!(Instant::now() < deadline, "the program never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ctrl_c_in_a_script_stops_the_running_program_and_the_script() {
+    let sh = Shell::new();
+    let started = Instant::now();
+    // The program's output is piped (not on a terminal), so only the shell
+    // gets the SIGINT: it must pass it on.
+    let (code, err) = interrupt_script(&sh, "run sleep 60 | cat\necho not reached > /after");
+    assert_eq!(code, Some(130), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(err.contains("interrupted"), "{err}");
+    let r = &rows(&sh)[0];
+    assert_eq!(r["state"], "killed", "{r}");
+    assert_eq!(r["signal_name"], "SIGINT");
+    assert_eq!(sh.run("cat /after").code, 1, "the script went on");
+    // `wait` is interrupted too, and the spawned program stopped at the end.
+    let sh = Shell::new();
+    let (code, _) = interrupt_script(&sh, "spawn sleep 60\nwait");
+    assert_eq!(code, Some(130));
+    let r = &rows(&sh)[0];
+    assert_ne!(r["state"], "running", "{r}");
+}

@@ -47,7 +47,7 @@ pub enum Window {
 pub enum Kind {
     /// Versions of one space on a lineage (`history`: valid_to columns).
     Versions {
-        /// The key space (`file`, `config`, `process`).
+        /// The key space (`file`, `config`, `process`, `boot`, `metric`).
         space: &'static str,
         /// True for the `_history` views.
         history: bool,
@@ -78,6 +78,8 @@ pub const VIEWS: &[(&str, Kind)] = &[
     ("process_history", state("process", true)),
     ("logs", Kind::Logs),
     ("shell_history", Kind::ShellHistory),
+    ("boots", state("boot", false)),
+    ("metrics", state("metric", false)),
 ];
 
 /// What a view name reads (None: not a view).
@@ -109,12 +111,40 @@ fn hex(d: &Dialect, blob: &str) -> String {
     }
 }
 
-/// A JSON field of a text column: `int` gives an integer, else text.
-fn json(d: &Dialect, col: &str, field: &str, int: bool) -> String {
-    match (d, int) {
-        (Dialect::Sqlite, _) => format!("json_extract({col}, '$.{field}')"),
-        (Dialect::Postgres { .. }, false) => format!("(({col})::json ->> '{field}')"),
-        (Dialect::Postgres { .. }, true) => format!("(({col})::json ->> '{field}')::bigint"),
+/// The SQL type a JSON field is read as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum J {
+    /// Text (a JSON string).
+    Text,
+    /// An integer.
+    Int,
+    /// A floating-point number.
+    Real,
+    /// A JSON boolean, as 1 or 0.
+    Bool,
+}
+
+/// A JSON field of a text column, read as `ty`. `field` is a name, or a
+/// name and an array index (`load[0]`).
+fn json(d: &Dialect, col: &str, field: &str, ty: J) -> String {
+    let (name, index) = match field.split_once('[') {
+        Some((n, i)) => (n, Some(i.trim_end_matches(']'))),
+        None => (field, None),
+    };
+    match d {
+        Dialect::Sqlite => format!("json_extract({col}, '$.{field}')"),
+        Dialect::Postgres { .. } => {
+            let text = match index {
+                Some(i) => format!("(({col})::json -> '{name}' ->> {i})"),
+                None => format!("(({col})::json ->> '{name}')"),
+            };
+            match ty {
+                J::Text => text,
+                J::Int => format!("{text}::bigint"),
+                J::Real => format!("{text}::double precision"),
+                J::Bool => format!("(CASE {text} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"),
+            }
+        }
     }
 }
 
@@ -267,6 +297,35 @@ fn versions_body(d: &Dialect, space: &str, history: bool, l: &Lineage, window: W
             digest = hex(d, "lv.digest"),
         ),
         "config" => "lv.path AS key, lv.value AS value".to_string(),
+        "boot" => {
+            let end = json(d, "lv.value", "end_us", J::Int);
+            format!(
+                "lv.path AS boot_id, {kernel} AS kernel, {as_of} AS as_of, {started} AS started, \
+                 CASE WHEN {end} IS NULL THEN NULL ELSE {ended} END AS ended, {how} AS how, \
+                 {pid1} AS pid1, {hostname} AS hostname",
+                kernel = json(d, "lv.value", "kernel", J::Text),
+                as_of = json(d, "lv.value", "as_of", J::Text),
+                started = iso(d, &json(d, "lv.value", "start_us", J::Int)),
+                ended = iso(d, &end),
+                how = json(d, "lv.value", "ended", J::Text),
+                pid1 = json(d, "lv.value", "pid1", J::Bool),
+                hostname = json(d, "lv.value", "hostname", J::Text),
+            )
+        }
+        "metric" => format!(
+            "{time} AS time, {l1} AS load1, {l5} AS load5, {l15} AS load15, \
+             {total} AS mem_total_kb, {avail} AS mem_available_kb, {procs} AS processes, \
+             {tps} AS tx_per_sec, {db} AS db_bytes",
+            time = iso(d, &int(d, "lv.path")),
+            l1 = json(d, "lv.value", "load[0]", J::Real),
+            l5 = json(d, "lv.value", "load[1]", J::Real),
+            l15 = json(d, "lv.value", "load[2]", J::Real),
+            total = json(d, "lv.value", "mem_total_kb", J::Int),
+            avail = json(d, "lv.value", "mem_available_kb", J::Int),
+            procs = json(d, "lv.value", "processes", J::Int),
+            tps = json(d, "lv.value", "tps", J::Real),
+            db = json(d, "lv.value", "db_bytes", J::Int),
+        ),
         _ => format!(
             "{id} AS id, {argv} AS argv, {cwd} AS cwd, {state} AS state, {pid} AS pid, \
              {user} AS started_by, {exit} AS exit_status, {signal} AS signal, \
@@ -274,16 +333,16 @@ fn versions_body(d: &Dialect, space: &str, history: bool, l: &Lineage, window: W
              {error} AS error",
             id = int(d, "lv.path"),
             argv = json_raw(d, "lv.value", "argv"),
-            cwd = json(d, "lv.value", "cwd", false),
-            state = json(d, "lv.value", "state", false),
-            pid = json(d, "lv.value", "pid", true),
-            user = json(d, "lv.value", "user", false),
-            exit = json(d, "lv.value", "exit_status", true),
-            signal = json(d, "lv.value", "signal", true),
-            started = iso(d, &json(d, "lv.value", "start_us", true)),
-            end = json(d, "lv.value", "end_us", true),
-            ended = iso(d, &json(d, "lv.value", "end_us", true)),
-            error = json(d, "lv.value", "error", false),
+            cwd = json(d, "lv.value", "cwd", J::Text),
+            state = json(d, "lv.value", "state", J::Text),
+            pid = json(d, "lv.value", "pid", J::Int),
+            user = json(d, "lv.value", "user", J::Text),
+            exit = json(d, "lv.value", "exit_status", J::Int),
+            signal = json(d, "lv.value", "signal", J::Int),
+            started = iso(d, &json(d, "lv.value", "start_us", J::Int)),
+            end = json(d, "lv.value", "end_us", J::Int),
+            ended = iso(d, &json(d, "lv.value", "end_us", J::Int)),
+            error = json(d, "lv.value", "error", J::Text),
         ),
     };
     let to = if history || window != Window::State {

@@ -14,8 +14,8 @@ mod sqlite_audit;
 use crate::content::{decode_manifest, EncodedChunk};
 use crate::error::Result;
 use crate::types::{
-    BranchId, BranchInfo, ChunkId, ChunkRef, Content, Entry, Lineage, LogEntry, Meta, Space,
-    StoredLog, TxId, TxInfo, VersionRecord,
+    BranchId, BranchInfo, ChunkId, ChunkRef, Content, Entry, KeyRange, Lineage, LogEntry, Meta,
+    Space, StoredLog, TxId, TxInfo, VersionRecord,
 };
 use std::sync::Arc;
 
@@ -208,6 +208,15 @@ pub trait Backend {
         &mut self,
         lineage: &Lineage,
         space: Space,
+    ) -> Result<Vec<(String, VersionRecord)>>;
+    /// Existing keys of a space in `range` (at or after its start, in
+    /// byte order, ascending or descending, at most its limit), reading
+    /// only those keys.
+    fn list_space_range(
+        &mut self,
+        lineage: &Lineage,
+        space: Space,
+        range: &KeyRange,
     ) -> Result<Vec<(String, VersionRecord)>>;
     /// Every visible version of a key, newest first.
     fn history(

@@ -27,8 +27,8 @@ use crate::chain::writes_hash;
 use crate::content::{decode_chunk, encode_manifest, EncodedChunk};
 use crate::error::{Error, Result};
 use crate::types::{
-    BranchId, BranchInfo, ChunkId, ChunkRef, Entry, Hash, Lineage, LogEntry, Space, StoredLog,
-    TxId, TxInfo, VersionRecord,
+    BranchId, BranchInfo, ChunkId, ChunkRef, Entry, Hash, KeyRange, Lineage, LogEntry, Space,
+    StoredLog, TxId, TxInfo, VersionRecord,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -1705,6 +1705,39 @@ impl Backend for PostgresBackend {
         space: Space,
     ) -> Result<Vec<(String, VersionRecord)>> {
         self.existing_where("k.space = $1", &space.as_str(), lineage, "path")
+    }
+
+    fn list_space_range(
+        &mut self,
+        lineage: &Lineage,
+        space: Space,
+        range: &KeyRange,
+    ) -> Result<Vec<(String, VersionRecord)>> {
+        // Byte order (COLLATE "C"), as keys sort everywhere else.
+        let inner = point_read_sql("k.id", lineage.steps.len(), 3);
+        let limit = match range.limit {
+            Some(n) => format!(" LIMIT {n}"),
+            None => String::new(),
+        };
+        let order = if range.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT k.path, v.* FROM keys k CROSS JOIN LATERAL ({inner}) v \
+             WHERE k.space = $1 AND k.path COLLATE \"C\" >= $2 AND v.kind <> 0 \
+             ORDER BY k.path COLLATE \"C\" {order}{limit}"
+        );
+        let space_name = space.as_str();
+        let from = range.from.clone().unwrap_or_default();
+        let p = lineage_params(lineage);
+        let mut refs: Vec<Param<'_>> = vec![&space_name, &from];
+        refs.extend(p.iter().map(|v| v as Param<'_>));
+        let rows = self.query(&sql, &refs)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let key: String = r.try_get(0).map_err(self.err())?;
+            let (tx, kind, raw) = raw_from_row(r, 1).map_err(self.err())?;
+            out.push((key, decode_version(tx, kind, raw)?));
+        }
+        Ok(out)
     }
 
     fn history(

@@ -15,8 +15,8 @@ use crate::content::{decode_chunk, encode_manifest, EncodedChunk};
 use crate::error::{Error, Result};
 use crate::migrate;
 use crate::types::{
-    BranchId, BranchInfo, ChunkId, ChunkRef, Entry, Hash, Lineage, LogEntry, Space, StoredLog,
-    TxId, TxInfo, VersionRecord,
+    BranchId, BranchInfo, ChunkId, ChunkRef, Entry, Hash, KeyRange, Lineage, LogEntry, Space,
+    StoredLog, TxId, TxInfo, VersionRecord,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use std::collections::HashMap;
@@ -750,6 +750,55 @@ impl Backend for SqliteBackend {
             rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?
         };
         self.existing_of_keys(keys, lineage)
+    }
+
+    fn list_space_range(
+        &mut self,
+        lineage: &Lineage,
+        space: Space,
+        range: &KeyRange,
+    ) -> Result<Vec<(String, VersionRecord)>> {
+        // Keys in order, a page at a time, until the limit is met by keys
+        // that exist at the lineage's cut-off (deleted ones are skipped).
+        const PAGE: i64 = 256;
+        let order = if range.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT id, path FROM keys WHERE space = ?1 AND path >= ?2 AND \
+             (?3 IS NULL OR path {cmp} ?3) ORDER BY path {order} LIMIT {PAGE}",
+            cmp = if range.descending { "<" } else { ">" },
+        );
+        let from = range.from.clone().unwrap_or_default();
+        let limit = range.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        while out.len() < limit {
+            let keys = {
+                let mut stmt = self.conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params![space.as_str(), from, after], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?
+            };
+            let Some((_, last)) = keys.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            let full = keys.len() as i64 == PAGE;
+            for (id, key) in keys {
+                if out.len() >= limit {
+                    break;
+                }
+                if let Some(v) = self.read_by_key(id, lineage)? {
+                    if v.entry.is_some() {
+                        out.push((key, v));
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn history(

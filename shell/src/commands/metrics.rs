@@ -5,7 +5,7 @@ use crate::output;
 use crate::session::CmdResult;
 use crate::spec;
 use clap::Parser;
-use dbos_engine::{Entry, Space};
+use dbos_engine::{Entry, KeyRange, Space};
 use serde_json::Value;
 
 pub fn specs() -> Vec<Spec> {
@@ -73,21 +73,26 @@ fn metrics(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
         }
         None => None,
     };
+    // Keys are 20-digit sample times: read from --since on, or the newest
+    // N, never the whole space.
+    let limit = a.limit.or(since_us.is_none().then_some(20));
+    let range = KeyRange {
+        from: since_us.map(|t| format!("{:020}", t.max(0))),
+        limit,
+        descending: limit.is_some(),
+    };
     let rows = ctx
         .sess
-        .read(None, |tx| Ok(tx.list_space(Space::Metric)?))?;
+        .read(None, |tx| Ok(tx.list_space_range(Space::Metric, &range)?))?;
     let mut samples: Vec<Value> = rows
         .into_iter()
-        .filter(|(k, _)| since_us.is_none_or(|s| k.parse::<i64>().is_ok_and(|t| t >= s)))
         .filter_map(|(_, e)| match e {
             Entry::Value(v) => serde_json::from_str(&v).ok(),
             _ => None,
         })
         .collect();
-    let limit = a.limit.or(since_us.is_none().then_some(20));
-    if let Some(n) = limit {
-        let cut = samples.len().saturating_sub(n);
-        samples.drain(..cut);
+    if range.descending {
+        samples.reverse();
     }
     if a.format == MetricsFormat::Json {
         ctx.print(&output::json(&Value::Array(samples)));

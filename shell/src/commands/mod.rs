@@ -15,6 +15,7 @@ mod history;
 mod hostdir;
 mod logs;
 mod metrics;
+mod power;
 mod procs;
 mod timetravel;
 mod txn;
@@ -135,6 +136,7 @@ fn build_all() -> Vec<Spec> {
     v.extend(audit::specs());
     v.extend(hostdir::specs());
     v.extend(metrics::specs());
+    v.extend(power::specs());
     v.extend(procs::specs());
     v.extend(logs::specs());
     v.sort_by(|a, b| a.name.cmp(&b.name));

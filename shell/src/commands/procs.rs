@@ -172,6 +172,8 @@ fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
         stdout: direct(ctx.out_direct),
         stderr: direct(ctx.err_direct),
         own_group: false,
+        cwd: None,
+        user: None,
     };
     let target = target(ctx.sess);
     // What the shell printed so far comes before what the program prints.
@@ -180,35 +182,86 @@ fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
         Ok(s) => s,
         Err(e) => return start_failed(ctx, "run", e),
     };
-    let err_reader = started.child.stderr.take().map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = pipe.read_to_end(&mut v);
-            v
+    // Pipes are drained by threads while this one waits, so that Ctrl-C
+    // (SIGINT caught by the shell) is passed on to the program even when it
+    // is not on the terminal's process group: it then ends, and its row
+    // says so.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        pipe.map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let r = pipe.read_to_end(&mut v);
+                (v, r.err())
+            })
         })
-    });
-    if let Some(mut pipe) = started.child.stdout.take() {
-        if let Err(e) = pipe.read_to_end(&mut ctx.out) {
+    };
+    let out_reader = drain(
+        started
+            .child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_reader = drain(
+        started
+            .child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let waited = wait_interruptibly(&mut started.child);
+    if let Some((bytes, e)) = out_reader.and_then(|t| t.join().ok()) {
+        ctx.out.extend_from_slice(&bytes);
+        if let Some(e) = e {
             ctx.warn(&format!("dbos: run: reading its output: {e}"));
         }
     }
-    if let Some(bytes) = err_reader.and_then(|t| t.join().ok()) {
+    if let Some((bytes, _)) = err_reader.and_then(|t| t.join().ok()) {
         ctx.err.extend_from_slice(&bytes);
     }
-    let end = match started.child.wait() {
+    let end = match waited {
         Ok(status) => record::ended(&started.record, status, now_us()),
-        Err(e) => {
-            let mut r = started.record.clone();
-            r.state = ProcessState::Lost;
-            r.end_us = Some(now_us());
-            r.error = Some(format!("cannot wait for it: {e}"));
-            r
-        }
+        Err(e) => record::lost(
+            &started.record,
+            format!("cannot wait for it: {e}"),
+            now_us(),
+        ),
     };
     let command = record::end_command(&end);
     record::commit_version(&mut ctx.sess.engine, &target, &command, &end)
         .map_err(|e| Failure::Failed(format!("end of process {} not recorded: {e}", end.id)))?;
     Ok(shell_status(&end))
+}
+
+/// How long a foreground program gets after the SIGINT passed on to it
+/// before SIGKILL.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// Wait for a foreground program. On Ctrl-C, pass SIGINT on to it (a
+/// program on the terminal got one already; one whose input or output is
+/// redirected may not have), then SIGKILL if it is still there
+/// `INTERRUPT_GRACE` later.
+fn wait_interruptibly(
+    child: &mut std::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
+    let mut signalled: Option<Instant> = None;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        match signalled {
+            None if crate::interrupt::requested() => {
+                let _ = signal::send(child.id(), libc::SIGINT);
+                signalled = Some(Instant::now());
+            }
+            Some(t) if t.elapsed() >= INTERRUPT_GRACE => {
+                let _ = child.kill();
+                signalled = Some(Instant::now() + Duration::from_secs(3600));
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The short name of a program: the last part of its path.
@@ -236,6 +289,8 @@ fn spawn(ctx: &mut Ctx<'_>, argv: &[String]) -> CmdResult {
         stdout: Output::Piped,
         stderr: Output::Piped,
         own_group: true,
+        cwd: None,
+        user: None,
     };
     let target = target(ctx.sess);
     let sess = &mut *ctx.sess;
