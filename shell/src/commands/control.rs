@@ -1,4 +1,4 @@
-//! Shell control: help, exit, true, false.
+//! Shell control: help, exit, true, false, poweroff, reboot.
 
 use super::{parse, Ctx, Spec};
 use crate::session::{CmdResult, Failure};
@@ -9,6 +9,12 @@ pub fn specs() -> Vec<Spec> {
     vec![
         spec!(Help, help),
         spec!(Exit, exit),
+        spec!(Poweroff, |ctx, argv| {
+            parse::<Poweroff>(ctx, argv)?.map_or(Ok(0), |_| ask_init(ctx, "poweroff"))
+        }),
+        spec!(Reboot, |ctx, argv| {
+            parse::<Reboot>(ctx, argv)?.map_or(Ok(0), |_| ask_init(ctx, "reboot"))
+        }),
         spec!(True, |ctx, argv| {
             parse::<True>(ctx, argv)?;
             Ok(0)
@@ -114,3 +120,54 @@ struct True {}
     disable_version_flag = true
 )]
 struct False {}
+
+/// Where dbos-init listens for poweroff/reboot (`$DBOS_INIT_CTL`, else PID 1's default).
+fn control_socket() -> std::path::PathBuf {
+    std::env::var_os("DBOS_INIT_CTL")
+        .map(Into::into)
+        .unwrap_or_else(|| "/run/dbos-init.ctl".into())
+}
+
+/// Send one request word to dbos-init's control socket.
+fn ask_init(ctx: &mut Ctx<'_>, word: &str) -> CmdResult {
+    if ctx.sess.explicit.is_some() {
+        return Err(Failure::Failed(format!(
+            "a transaction is open: commit or rollback it before {word}"
+        )));
+    }
+    let path = control_socket();
+    let sock = std::os::unix::net::UnixDatagram::unbound()
+        .map_err(|e| Failure::Failed(format!("{word}: socket: {e}")))?;
+    sock.send_to(word.as_bytes(), &path).map_err(|e| {
+        Failure::Failed(format!(
+            "{word}: cannot reach dbos-init at {}: {e} (is this a dbos machine?)",
+            path.display()
+        ))
+    })?;
+    ctx.println(&format!("{word}: asked dbos-init"));
+    Ok(0)
+}
+
+/// Power the machine off.
+#[derive(Parser)]
+#[command(
+    name = "poweroff",
+    about = "Ask dbos-init to stop services, commit and power off",
+    long_about = "Ask dbos-init (PID 1 of a dbos machine) to stop services, flush its log rows, \
+commit and power off: one datagram to its control socket ($DBOS_INIT_CTL, default \
+/run/dbos-init.ctl).",
+    disable_version_flag = true
+)]
+struct Poweroff {}
+
+/// Restart the machine.
+#[derive(Parser)]
+#[command(
+    name = "reboot",
+    about = "Ask dbos-init to stop services, commit and reboot",
+    long_about = "Ask dbos-init (PID 1 of a dbos machine) to stop services, flush its log rows, \
+commit and reboot: one datagram to its control socket ($DBOS_INIT_CTL, default \
+/run/dbos-init.ctl).",
+    disable_version_flag = true
+)]
+struct Reboot {}
