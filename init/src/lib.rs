@@ -11,6 +11,7 @@ pub mod cmdline;
 pub mod control;
 pub mod logsock;
 pub mod metrics;
+pub mod modules;
 pub mod pid1;
 pub mod services;
 pub mod supervise;

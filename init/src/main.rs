@@ -10,7 +10,7 @@ use dbos_init::logsock::Listener;
 use dbos_init::pid1::{self, Power};
 use dbos_init::supervise::Supervisor;
 use dbos_init::writer::{now_us, Handle, Writer, WriterConfig};
-use dbos_init::{cmdline, metrics, services};
+use dbos_init::{cmdline, metrics, modules, services};
 use dbos_procs::signal::signal_name;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -165,6 +165,7 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
     let mut ramdisk = None;
     if pid1 {
         early.extend(pid1::mount_basics());
+        early.extend(modules::load_list(Path::new(modules::MODULE_LIST)));
         if let pid1::StateVolume::Ramdisk(why) = pid1::mount_state() {
             ramdisk = Some(why);
         }
@@ -320,7 +321,14 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
     let mut shell = if cli.no_shell {
         None
     } else {
-        start_shell(&w, &shell_prog, &location, &branch, pid1)
+        start_shell(
+            &w,
+            &shell_prog,
+            &location,
+            &branch,
+            read_only.as_ref(),
+            pid1,
+        )
     };
     let mut shell_restart: Option<Instant> = None;
 
@@ -374,7 +382,14 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
         }
         if shell_restart.is_some_and(|t| Instant::now() >= t) {
             shell_restart = None;
-            shell = start_shell(&w, &shell_prog, &location, &branch, pid1);
+            shell = start_shell(
+                &w,
+                &shell_prog,
+                &location,
+                &branch,
+                read_only.as_ref(),
+                pid1,
+            );
             if shell.is_none() {
                 shell_restart = Some(Instant::now() + Duration::from_secs(5));
             }
@@ -448,10 +463,21 @@ fn default_shell() -> PathBuf {
 }
 
 /// Start the dbos shell: on /dev/console (its own session, console as
-/// controlling terminal) as PID 1, on our own terminal otherwise.
-fn start_shell(w: &Handle, prog: &Path, db: &str, branch: &str, pid1: bool) -> Option<i32> {
+/// controlling terminal) as PID 1, on our own terminal otherwise. A
+/// read-only boot starts it viewing that moment (`--as-of`).
+fn start_shell(
+    w: &Handle,
+    prog: &Path,
+    db: &str,
+    branch: &str,
+    read_only: Option<&Moment>,
+    pid1: bool,
+) -> Option<i32> {
     let mut cmd = Command::new(prog);
     cmd.args(["--db", db, "--branch", branch]);
+    if let Some(m) = read_only {
+        cmd.arg("--as-of").arg(format!("{}@T{}", m.branch, m.tx));
+    }
     if pid1 {
         let console = |_: ()| {
             std::fs::OpenOptions::new()

@@ -131,6 +131,12 @@ pub fn mount_state() -> StateVolume {
         flags: libc::MS_NOATIME,
         data: "",
     };
+    // A disk driver loaded as a module may register the device a moment
+    // after finit_module returns: give it a few seconds to appear.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !exists(STATE_DEVICE) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let err = match mount(&disk) {
         Ok(()) => return StateVolume::Disk,
         Err(e) => format!("mount {STATE_DEVICE} (ext4) on {STATE_DIR}: {e}"),

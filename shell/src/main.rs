@@ -43,6 +43,9 @@ struct Cli {
     /// Branch to work on.
     #[arg(long, value_name = "NAME", default_value = "main", global = true)]
     branch: String,
+    /// Start viewing the state as of REF, read-only (as `asof REF` does).
+    #[arg(long = "as-of", value_name = "REF")]
+    as_of: Option<String>,
     /// Author recorded with transactions (default: the OS user).
     #[arg(long, value_name = "NAME", global = true)]
     user: Option<String>,
@@ -211,13 +214,28 @@ fn run() -> i32 {
             return 2;
         }
     };
+    if let Some(r) = &cli.as_of {
+        match sess.moment(r) {
+            Ok(m) => sess.asof = Some(m),
+            Err(e) => {
+                eprintln!("dbos: --as-of {r}: {}", e.message());
+                return 2;
+            }
+        }
+    }
     // Rows left `running` by a shell that ended without recording their
     // end (a crash): the process is gone, so they become `lost`.
     let target = dbos_procs::Target {
         branch: sess.branch.clone(),
         actor: sess.actor.clone(),
     };
-    match dbos_procs::reconcile(&mut sess.engine, &target) {
+    // Viewing the past (--as-of) writes nothing, this repair included.
+    let reconciled = if sess.asof.is_some() {
+        Ok(Vec::new())
+    } else {
+        dbos_procs::reconcile(&mut sess.engine, &target)
+    };
+    match reconciled {
         Ok(lost) if !lost.is_empty() => {
             let ids: Vec<String> = lost.iter().map(|r| r.id.to_string()).collect();
             eprintln!(
