@@ -93,7 +93,7 @@ pub(crate) fn checked_name(name: &OsStr) -> io::Result<CString> {
 
 fn timespec(ns: i64) -> libc::timespec {
     libc::timespec {
-        tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
+        tv_sec: ns.div_euclid(1_000_000_000) as _,
         tv_nsec: ns.rem_euclid(1_000_000_000) as _,
     }
 }

@@ -123,7 +123,7 @@ fn block_signals() -> libc::sigset_t {
 /// Wait up to `timeout` for one of the blocked signals; its number.
 fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
     let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_sec: timeout.as_secs() as _,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
     // SAFETY: `set` is a valid signal set; a null siginfo is allowed.
