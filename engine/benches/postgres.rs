@@ -27,9 +27,8 @@ use support::*;
 
 use dbos_engine::{Actor, Engine, VPath};
 use postgres::{Client, NoTls};
-use rand::distributions::Alphanumeric;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
@@ -76,10 +75,6 @@ impl Sizes {
 }
 
 // ----- helpers -------------------------------------------------------------------
-
-fn random_text(rng: &mut StdRng, len: usize) -> Vec<u8> {
-    rng.sample_iter(&Alphanumeric).take(len).collect()
-}
 
 /// Fresh databases on the server, dropped at the end.
 struct Server {
@@ -221,27 +216,11 @@ fn goal_bulk(srv: &mut Server, sz: &Sizes) -> BenchResult<()> {
     let (mut eng_t, mut base_t, mut commit_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut total_bytes = 0usize;
     for round in 0..sz.bulk_rounds {
-        let dir_path = format!("/r{round}");
-        let files: Vec<(String, Vec<u8>)> = (0..sz.bulk_files)
-            .map(|i| {
-                let len = rng.gen_range(100..=1000);
-                (format!("{dir_path}/f{i:05}"), random_text(&mut rng, len))
-            })
-            .collect();
+        let (dir_path, files) = bulk_files(&mut rng, round, sz.bulk_files);
         total_bytes = files.iter().map(|(_, b)| b.len()).sum();
-        let paths: Vec<VPath> = files.iter().map(|(p, _)| vp(p)).collect();
         let mut run_engine = |engine: &mut Engine| -> BenchResult<Duration> {
-            let (r, d) = time(|| -> BenchResult<Duration> {
-                let mut tx = engine.begin("main", &actor)?;
-                tx.mkdir(&vp(&dir_path), false, 0o755)?;
-                for (p, (_, bytes)) in paths.iter().zip(&files) {
-                    tx.write_bytes(p, bytes)?;
-                }
-                let (info, c) = time(|| tx.commit("bulk write", None));
-                info?.ok_or("the bulk commit recorded no transaction")?;
-                Ok(c)
-            });
-            commit_t.push(r?);
+            let (d, c) = engine_bulk_write(engine, &actor, &dir_path, &files)?;
+            commit_t.push(c);
             Ok(d)
         };
         let run_base = |base: &mut Client| -> BenchResult<Duration> {

@@ -4,7 +4,10 @@
 
 #![allow(dead_code)]
 
-use dbos_engine::{Engine, VPath};
+use dbos_engine::{Actor, Engine, VPath};
+use rand::distributions::Alphanumeric;
+use rand::rngs::StdRng;
+use rand::Rng;
 use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -101,4 +104,44 @@ pub fn wanted_parts() -> impl Fn(&str) -> bool {
         .filter(|a| !a.starts_with("--"))
         .collect();
     move |n: &str| only.is_empty() || only.iter().any(|o| o == n)
+}
+
+/// `len` bytes of alphanumeric text.
+pub fn random_text(rng: &mut StdRng, len: usize) -> Vec<u8> {
+    rng.sample_iter(&Alphanumeric).take(len).collect()
+}
+
+/// One round of the bulk-write goal: `n` files of 100–1000 B of text under
+/// `/r{round}`; the folder and the files.
+pub fn bulk_files(rng: &mut StdRng, round: usize, n: usize) -> (String, Vec<(String, Vec<u8>)>) {
+    let dir = format!("/r{round}");
+    let files = (0..n)
+        .map(|i| {
+            let len = rng.gen_range(100..=1000);
+            (format!("{dir}/f{i:05}"), random_text(rng, len))
+        })
+        .collect();
+    (dir, files)
+}
+
+/// Write a bulk round in one engine transaction (the folder, then every
+/// file): the whole time and the commit's share of it.
+pub fn engine_bulk_write(
+    engine: &mut Engine,
+    actor: &Actor,
+    dir: &str,
+    files: &[(String, Vec<u8>)],
+) -> BenchResult<(Duration, Duration)> {
+    let paths: Vec<VPath> = files.iter().map(|(p, _)| vp(p)).collect();
+    let (r, whole) = time(|| -> BenchResult<Duration> {
+        let mut tx = engine.begin("main", actor)?;
+        tx.mkdir(&vp(dir), false, 0o755)?;
+        for (p, (_, bytes)) in paths.iter().zip(files) {
+            tx.write_bytes(p, bytes)?;
+        }
+        let (info, commit) = time(|| tx.commit("bulk write", None));
+        info?.ok_or("the bulk commit recorded no transaction")?;
+        Ok(commit)
+    });
+    Ok((whole, r?))
 }
