@@ -10,13 +10,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A path or name was rejected before anything was touched.
-    #[error("invalid path {path:?}: {reason}")]
+    #[error("invalid path {}: {reason}", crate::shown::quoted(path))]
     InvalidPath { path: String, reason: String },
     /// A config key was rejected.
-    #[error("invalid config key {key:?}: {reason}")]
+    #[error("invalid config key {}: {reason}", crate::shown::quoted(key))]
     InvalidKey { key: String, reason: String },
     /// The path does not exist (at the moment being viewed).
-    #[error("{0}: no such file or directory")]
+    #[error("{}: no such file or directory", crate::shown::shown(.0))]
     NotFound(String),
     /// The path already exists.
     #[error("{0}: already exists")]
@@ -56,13 +56,13 @@ pub enum Error {
     #[error("no transaction at or before {0}")]
     NoTransactionAtTime(String),
     /// A REF (a name for a moment) could not be read.
-    #[error("bad REF {text:?}: {reason}")]
+    #[error("bad REF {}: {reason}", crate::shown::quoted(text))]
     BadRef { text: String, reason: String },
     /// No such branch.
-    #[error("no such branch: {0}")]
+    #[error("no such branch: {}", crate::shown::shown(.0))]
     NoSuchBranch(String),
     /// A branch name is taken or malformed.
-    #[error("invalid branch name {name:?}: {reason}")]
+    #[error("invalid branch name {}: {reason}", crate::shown::quoted(name))]
     InvalidBranch { name: String, reason: String },
     /// The database was written by a newer dbos.
     #[error("database {location} has schema version {found}, newer than this dbos supports ({supported}); upgrade dbos. The database was not modified")]

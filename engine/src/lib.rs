@@ -28,6 +28,7 @@ pub mod error;
 pub mod migrate;
 pub mod path;
 pub mod refs;
+pub mod shown;
 pub mod txn;
 pub mod types;
 pub mod verify;

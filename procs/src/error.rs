@@ -4,19 +4,19 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The program was not found (exit status 127 in a shell).
-    #[error("{program}: command not found")]
+    #[error("{}: command not found", dbos_engine::shown::shown(program))]
     NotFound {
         /// The program as given.
         program: String,
     },
     /// The program exists but may not be run (exit status 126).
-    #[error("{program}: permission denied")]
+    #[error("{}: permission denied", dbos_engine::shown::shown(program))]
     PermissionDenied {
         /// The program as given.
         program: String,
     },
     /// The program could not be started for another reason (126).
-    #[error("{program}: cannot start: {reason}")]
+    #[error("{}: cannot start: {reason}", dbos_engine::shown::shown(program))]
     Spawn {
         /// The program as given.
         program: String,
