@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod model;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A fresh database for one test; dropped with the test.
