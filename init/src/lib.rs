@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod modules;
 pub mod pid1;
 pub mod services;
+pub mod share;
 pub mod supervise;
 pub mod syslog;
 pub mod writer;

@@ -10,7 +10,7 @@ use dbos_init::logsock::Listener;
 use dbos_init::pid1::{self, Power};
 use dbos_init::supervise::Supervisor;
 use dbos_init::writer::{now_us, Handle, Writer, WriterConfig};
-use dbos_init::{cmdline, metrics, modules, services};
+use dbos_init::{cmdline, metrics, modules, services, share};
 use dbos_procs::signal::signal_name;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -168,6 +168,11 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
         early.extend(modules::load_list(Path::new(modules::MODULE_LIST)));
         if let pid1::StateVolume::Ramdisk(why) = pid1::mount_state() {
             ramdisk = Some(why);
+        }
+        match share::mount_host_share() {
+            Ok(true) => eprintln!("dbos-init: host share mounted on {}", share::SHARE_DIR),
+            Ok(false) => {}
+            Err(e) => early.push(e),
         }
         args = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     } else if let Err(e) = pid1::become_subreaper() {
