@@ -319,6 +319,20 @@ fn sqlite_is_dbos(path: &Path) -> std::result::Result<bool, String> {
     Ok(n == 4)
 }
 
+/// True when the SQLite file at `path` holds no table at all (a database
+/// created, its schema never committed). Opens it read only.
+fn sqlite_is_blank(path: &Path) -> std::result::Result<bool, String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())?;
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    Ok(n == 0)
+}
+
 fn open_source(src: &str) -> Result<Box<dyn Backend>, CopyError> {
     let bad = |m: String| CopyError::Source(m);
     let backend: Box<dyn Backend> = if is_postgres(src) {
@@ -378,7 +392,9 @@ fn open_destination(
                     return Err(bad(format!("{dst}: it is the source itself")));
                 }
             }
-            if m.len() > 0 {
+            // A SQLite file without tables is blank: what a copy killed
+            // before its schema was committed leaves behind.
+            if m.len() > 0 && sqlite_is_blank(path) != Ok(true) {
                 let why = match sqlite_is_dbos(path) {
                     Ok(true) => None,
                     Ok(false) => Some(String::new()),

@@ -3,7 +3,7 @@
 
 use crate::backend::postgres::PostgresBackend;
 use crate::backend::sqlite::SqliteBackend;
-use crate::backend::{Backend, CommitMeta};
+use crate::backend::{Backend, CommitMeta, IMPORT_UNFINISHED_US};
 use crate::error::{Error, Result};
 use crate::path::VPath;
 use crate::txn::{Actor, TxState, Txn};
@@ -107,11 +107,33 @@ impl Engine {
     /// `postgres://...`, `postgresql://...` and key-value strings
     /// (`host=... dbname=...`) select the PostgreSQL backend; anything else
     /// is a SQLite file path.
+    /// A database holding only an unfinished copy (`dbos db copy` killed
+    /// before it verified) is refused, saying so.
     pub fn open(location: &str) -> Result<Engine> {
-        if is_postgres(location) {
-            return Self::with_backend(Box::new(PostgresBackend::open(location)?));
+        let mut engine = if is_postgres(location) {
+            Self::with_backend(Box::new(PostgresBackend::open(location)?))?
+        } else {
+            Self::with_backend(Box::new(SqliteBackend::open(Path::new(location))?))?
+        };
+        engine.refuse_unfinished_copy()?;
+        Ok(engine)
+    }
+
+    /// Err when every branch is hidden by an import that never finished.
+    fn refuse_unfinished_copy(&mut self) -> Result<()> {
+        let branches = self.backend.export_branches()?;
+        let unfinished = !branches.is_empty()
+            && branches
+                .iter()
+                .all(|b| b.deleted_us == Some(IMPORT_UNFINISHED_US));
+        if unfinished {
+            return Err(Error::Database(format!(
+                "{}: it holds an unfinished copy (an interrupted `dbos db copy`); \
+                 remove it (delete the file, or DROP DATABASE) and copy again",
+                self.backend.location()
+            )));
         }
-        Self::with_backend(Box::new(SqliteBackend::open(Path::new(location))?))
+        Ok(())
     }
 
     /// Open the default database (see `default_location`).

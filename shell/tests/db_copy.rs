@@ -234,3 +234,55 @@ fn quiet_copy_with_full_verification() {
         "Copied 3 transactions, 2 branches, 2 chunks; verified\n"
     );
 }
+
+/// A copy killed after SQLite created the destination file (its WAL header
+/// written) but before the schema was committed leaves a SQLite file with
+/// no table: copying again into it works (it used to be refused as "not a
+/// dbos database", found by the kill -9 loop in kill_loops.rs).
+#[test]
+fn copies_into_a_blank_sqlite_file_left_by_a_killed_copy() {
+    if common::on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::location(dir.path());
+    run(&src, "echo a > /a");
+    let dst = dir.path().join("blank.db");
+    let conn = rusqlite::Connection::open(&dst).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    drop(conn);
+    assert!(std::fs::metadata(&dst).unwrap().len() > 0);
+    let dst = dst.display().to_string();
+    assert_copied(&copy(&src, &dst));
+    assert_eq!(run(&dst, "cat /a"), "a\n");
+}
+
+/// A copy killed between its import and its verification leaves every
+/// branch hidden: opening it says it is an unfinished copy (it used to say
+/// "no such branch: main"), and copying onto it is refused the same way.
+#[test]
+fn an_unfinished_copy_is_refused_with_a_clear_message() {
+    if common::on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::location(dir.path());
+    run(&src, "echo a > /a");
+    let dst = dir.path().join("half.db").display().to_string();
+    assert_copied(&copy(&src, &dst));
+    // What the import leaves before `import_finish` reveals the branches.
+    let conn = rusqlite::Connection::open(&dst).unwrap();
+    conn.execute("UPDATE branches SET deleted_us = -1", [])
+        .unwrap();
+    drop(conn);
+    let o = shell(&dst, "ls /").output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("it holds an unfinished copy") && err.contains("copy again"),
+        "{err}"
+    );
+    let o = copy(&src, &dst);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unfinished copy"));
+}
