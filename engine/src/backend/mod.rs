@@ -324,6 +324,11 @@ pub trait Backend {
     /// Every key of the file tree, with the first transaction that wrote a
     /// version of it.
     fn file_keys(&mut self) -> Result<Vec<KeyRow>>;
+
+    /// Check the storage layer below the rows (SQLite's integrity check;
+    /// PostgreSQL's amcheck when installed, else a scan of every table):
+    /// each problem found, described; empty when the storage is sound.
+    fn check_storage(&mut self) -> Result<Vec<String>>;
 }
 
 /// A statement that returns no columns is not a query; it is refused

@@ -2068,6 +2068,10 @@ impl Backend for PostgresBackend {
     fn stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>> {
         self.audit_stray_row(from)
     }
+    fn check_storage(&mut self) -> Result<Vec<String>> {
+        self.storage_problems()
+    }
+
     fn file_keys(&mut self) -> Result<Vec<super::KeyRow>> {
         self.audit_file_keys()
     }
@@ -2556,5 +2560,60 @@ mod tests {
             Some("fallback")
         );
         assert_eq!(pgpass_lookup("h:1:d:u\n", "h", 1, "d", "u"), None);
+    }
+}
+
+// ----- storage check (doctor) ---------------------------------------------
+
+/// Every table of the schema, each scanned by the storage check.
+const CHECKED_TABLES: &[&str] = &[
+    "branches",
+    "transactions",
+    "keys",
+    "versions",
+    "versions_history",
+    "chunks",
+    "log_entries",
+    "tags",
+    "shell_history",
+];
+
+impl PostgresBackend {
+    /// With the amcheck extension installed, check every B-tree index of
+    /// the schema against its heap; always scan every table whole, so a
+    /// damaged heap page is met (PostgreSQL reports it as an error).
+    fn storage_problems(&mut self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let amcheck = !self
+            .conn
+            .query("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'", &[])?
+            .is_empty();
+        if amcheck {
+            let indexes = self.conn.query(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 JOIN pg_am a ON a.oid = c.relam \
+                 WHERE a.amname = 'btree' AND c.relnamespace = current_schema()::regnamespace",
+                &[],
+            )?;
+            for r in &indexes {
+                let name: String = r.try_get(0).map_err(self.conn.err())?;
+                if let Err(e) = self.conn.query(
+                    "SELECT bt_index_check(c.oid, true) FROM pg_class c \
+                     WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace",
+                    &[&name],
+                ) {
+                    problems.push(format!("index {name}: {e}"));
+                }
+            }
+        }
+        for table in CHECKED_TABLES {
+            // Reading every column of every row touches every heap page
+            // and every TOASTed value.
+            let sql = format!("SELECT count(*), sum(length(t::text)) FROM {table} t");
+            if let Err(e) = self.conn.query(&sql, &[]) {
+                problems.push(format!("table {table}: {e}"));
+            }
+        }
+        Ok(problems)
     }
 }
