@@ -86,7 +86,7 @@ pub enum Error {
     )]
     NoSpace { location: String },
     /// The database cannot be written: its file or filesystem is read-only.
-    #[error("database {} is read-only (read-only filesystem or file not writable); nothing was committed", shown(location))]
+    #[error("database {} is read-only (read-only filesystem or file not writable): writes are refused, nothing was committed", shown(location))]
     ReadOnlyDatabase { location: String },
     /// The database file or its folder cannot be opened.
     #[error("cannot open database {}: {reason}", shown(location))]

@@ -153,6 +153,59 @@ impl SqliteBackend {
     }
 
     fn open_once(path: &Path, vfs: Option<&str>) -> Result<SqliteBackend> {
+        match Self::open_writable(path, vfs) {
+            // A database on a read-only filesystem, or whose file this user
+            // may not write, can still be read: writes are then refused
+            // with the same typed error.
+            Err(e @ Error::ReadOnlyDatabase { .. }) if path.exists() => {
+                Self::open_read_only(path, vfs).map_err(|_| e)
+            }
+            other => other,
+        }
+    }
+
+    /// Open without writing anything. A WAL database needs its shared
+    /// memory file: on a read-only filesystem where it cannot be created,
+    /// the file is opened immutable, which is safe only when no WAL holds
+    /// commits not yet in the file (then the open is refused instead).
+    fn open_read_only(path: &Path, vfs: Option<&str>) -> Result<SqliteBackend> {
+        let location = path.display().to_string();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let uri = format!("file:{}", uri_escape(&location));
+        let try_open = |uri: &str| -> Result<Connection> {
+            let conn = match vfs {
+                Some(v) => Connection::open_with_flags_and_vfs(uri, flags, v),
+                None => Connection::open_with_flags(uri, flags),
+            }?;
+            conn.busy_timeout(crate::error::lock_timeout())?;
+            // Reading the schema proves the file reads in this mode; one
+            // that still needs a migration cannot be used unwritten.
+            if migrate::check_not_newer(&conn, &location)? != migrate::latest(migrate::SQLITE) {
+                return Err(Error::ReadOnlyDatabase {
+                    location: location.clone(),
+                });
+            }
+            Ok(conn)
+        };
+        let wal = PathBuf::from(format!("{location}-wal"));
+        let wal_empty = std::fs::metadata(&wal)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
+        let conn = match try_open(&uri) {
+            Ok(c) => c,
+            Err(_) if wal_empty => try_open(&format!("{uri}?immutable=1"))?,
+            Err(e) => return Err(e),
+        };
+        Ok(SqliteBackend {
+            conn,
+            path: path.to_path_buf(),
+            key_ids: HashMap::new(),
+        })
+    }
+
+    fn open_writable(path: &Path, vfs: Option<&str>) -> Result<SqliteBackend> {
         let location = path.display().to_string();
         let is_new = !path.exists();
         if is_new {
@@ -294,6 +347,19 @@ pub fn check_file(path: &Path) -> Result<Vec<String>> {
     )
     .map_err(|e| open_failure(e.into(), path))?;
     Ok(integrity_problems(&conn))
+}
+
+/// A file path made safe inside a `file:` URI.
+fn uri_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// An error met while opening `path`, made to say why: a file that cannot
