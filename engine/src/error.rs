@@ -219,3 +219,50 @@ pub fn lock_timeout() -> Duration {
 
 /// The lock timeout when `DBOS_LOCK_TIMEOUT` is not set.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn sqlite(code: i32) -> Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None).into()
+    }
+
+    #[test]
+    fn storage_faults_are_typed_and_name_the_database() {
+        let full = sqlite(ffi::SQLITE_FULL).at("/srv/state.db");
+        assert!(matches!(full, Error::NoSpace { .. }));
+        assert_eq!(
+            full.to_string(),
+            "no space left on device holding database /srv/state.db; nothing was committed"
+        );
+        let busy = sqlite(ffi::SQLITE_BUSY).at("/srv/state.db");
+        assert!(busy.is_retryable());
+        assert!(busy
+            .to_string()
+            .starts_with("database /srv/state.db is locked by another process (waited "));
+        let ro = sqlite(ffi::SQLITE_READONLY).at("/srv/state.db");
+        assert!(matches!(ro, Error::ReadOnlyDatabase { .. }));
+        assert!(ro.to_string().contains("/srv/state.db is read-only"));
+        let corrupt = sqlite(ffi::SQLITE_CORRUPT);
+        assert!(corrupt.is_corrupt());
+        assert!(corrupt
+            .at("/a.db")
+            .to_string()
+            .starts_with("database /a.db: "));
+    }
+
+    #[test]
+    fn a_known_location_is_kept() {
+        let e = Error::NoSpace {
+            location: "/first.db".into(),
+        }
+        .at("/second.db");
+        assert!(e.to_string().contains("/first.db"));
+        assert!(!Error::NotFound("/x".into())
+            .at("/a.db")
+            .to_string()
+            .contains("/a.db"));
+    }
+}
