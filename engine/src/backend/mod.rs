@@ -6,6 +6,7 @@
 //! chunk or log row is never updated or deleted through this API.
 
 mod pg_audit;
+mod pg_check;
 mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
