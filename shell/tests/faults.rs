@@ -23,7 +23,7 @@ impl Tmpfs {
     /// SKIPPED line) when that is not possible here.
     fn mount(test: &str, size: &str) -> Option<Tmpfs> {
         // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc_geteuid() } != 0 {
+        if unsafe { libc::geteuid() } != 0 {
             eprintln!("SKIPPED {test}: mounting a tmpfs needs root");
             return None;
         }
@@ -73,11 +73,6 @@ impl Drop for Tmpfs {
                 .status();
         }
     }
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 struct Out {
@@ -294,7 +289,7 @@ fn read_only_filesystem_reads_work_and_writes_say_why() {
 #[test]
 fn permission_denied_names_the_database() {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc_geteuid() } != 0 {
+    if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED permission_denied: root is needed to run dbos as another user");
         return;
     }
