@@ -160,7 +160,9 @@ impl Engine {
                 message: Some("new database".to_string()),
                 merge: None,
             };
-            backend.bootstrap(&meta, &host, &root)?;
+            backend
+                .bootstrap(&meta, &host, &root)
+                .map_err(|e| e.at(&backend.location()))?;
         }
         Ok(Engine {
             backend,
@@ -211,7 +213,8 @@ impl Engine {
         if at > self.backend.head()? {
             return Err(Error::NoSuchTransaction(at));
         }
-        self.backend.create_branch(name, parent.id, at)
+        let made = self.backend.create_branch(name, parent.id, at);
+        made.map_err(|e| e.at(&self.location()))
     }
 
     /// The newest transaction visible on a branch (its own or inherited).
@@ -329,8 +332,16 @@ impl Engine {
         loop {
             let mut tx = self.begin(branch, actor)?;
             let out = work(&mut tx)?;
+            let started = std::time::Instant::now();
             match tx.commit(command, None) {
                 Ok(info) => return Ok((out, info)),
+                // A lock held past the whole timeout is reported, not waited
+                // out again; a conflict or a brief busy is retried.
+                Err(e @ Error::Busy { .. })
+                    if started.elapsed() >= crate::error::lock_timeout() =>
+                {
+                    return Err(e)
+                }
                 Err(e) if e.is_retryable() && attempt < AUTOCOMMIT_RETRIES => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(

@@ -2,6 +2,7 @@
 //! leaves a partial change behind.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Result alias used throughout the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -72,14 +73,24 @@ pub enum Error {
         supported: u32,
     },
     /// The database file is not a dbos database or is damaged.
-    #[error("database {location}: {reason}")]
+    #[error("database {}: {reason}", shown(location))]
     Corrupt { location: String, reason: String },
-    /// The database is locked by another process for longer than the timeout.
-    #[error("database is busy (locked by another process); try again")]
-    Busy,
+    /// The database is locked by another process for longer than the lock
+    /// timeout (`DBOS_LOCK_TIMEOUT`, see `lock_timeout`).
+    #[error("database {} is locked by another process (waited {waited_s} s); nothing was committed; try again", shown(location))]
+    Busy { location: String, waited_s: f64 },
     /// The filesystem holding the database is full.
-    #[error("no space left on the device holding the database; nothing was committed")]
-    NoSpace,
+    #[error(
+        "no space left on device holding database {}; nothing was committed",
+        shown(location)
+    )]
+    NoSpace { location: String },
+    /// The database cannot be written: its file or filesystem is read-only.
+    #[error("database {} is read-only (read-only filesystem or file not writable): writes are refused, nothing was committed", shown(location))]
+    ReadOnlyDatabase { location: String },
+    /// The database file or its folder cannot be opened.
+    #[error("cannot open database {}: {reason}", shown(location))]
+    CannotOpen { location: String, reason: String },
     /// A host filesystem operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -102,8 +113,28 @@ impl From<rusqlite::Error> for Error {
         use rusqlite::ffi::ErrorCode;
         if let rusqlite::Error::SqliteFailure(f, _) = &e {
             match f.code {
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return Error::Busy,
-                ErrorCode::DiskFull => return Error::NoSpace,
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                    return Error::Busy {
+                        location: String::new(),
+                        waited_s: lock_timeout().as_secs_f64(),
+                    }
+                }
+                ErrorCode::DiskFull => {
+                    return Error::NoSpace {
+                        location: String::new(),
+                    }
+                }
+                ErrorCode::ReadOnly => {
+                    return Error::ReadOnlyDatabase {
+                        location: String::new(),
+                    }
+                }
+                ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
+                    return Error::CannotOpen {
+                        location: String::new(),
+                        reason: e.to_string(),
+                    }
+                }
                 ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
                     return Error::Corrupt {
                         location: String::new(),
@@ -120,6 +151,118 @@ impl From<rusqlite::Error> for Error {
 impl Error {
     /// True when retrying the same work later may succeed (conflict, busy).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Conflict { .. } | Error::Busy)
+        matches!(self, Error::Conflict { .. } | Error::Busy { .. })
+    }
+
+    /// True when the error says the stored data is damaged.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
+
+    /// Name the database in an error raised where its location was not
+    /// known (a storage error converted deep in a backend). Errors that
+    /// already name it, and errors about other things, are unchanged.
+    pub fn at(self, location: &str) -> Error {
+        let fill = |l: String| {
+            if l.is_empty() {
+                location.to_string()
+            } else {
+                l
+            }
+        };
+        match self {
+            Error::Busy { location, waited_s } => Error::Busy {
+                location: fill(location),
+                waited_s,
+            },
+            Error::NoSpace { location } => Error::NoSpace {
+                location: fill(location),
+            },
+            Error::ReadOnlyDatabase { location } => Error::ReadOnlyDatabase {
+                location: fill(location),
+            },
+            Error::CannotOpen { location, reason } => Error::CannotOpen {
+                location: fill(location),
+                reason,
+            },
+            Error::Corrupt { location, reason } => Error::Corrupt {
+                location: fill(location),
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+/// A location for a message: the path, or a placeholder when unknown.
+fn shown(location: &str) -> &str {
+    if location.is_empty() {
+        "(this database)"
+    } else {
+        location
+    }
+}
+
+/// How long a writer waits for another process's lock before giving up:
+/// `DBOS_LOCK_TIMEOUT` seconds (fractions allowed), 10 s by default.
+pub fn lock_timeout() -> Duration {
+    static T: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        std::env::var("DBOS_LOCK_TIMEOUT")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(DEFAULT_LOCK_TIMEOUT)
+    })
+}
+
+/// The lock timeout when `DBOS_LOCK_TIMEOUT` is not set.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn sqlite(code: i32) -> Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None).into()
+    }
+
+    #[test]
+    fn storage_faults_are_typed_and_name_the_database() {
+        let full = sqlite(ffi::SQLITE_FULL).at("/srv/state.db");
+        assert!(matches!(full, Error::NoSpace { .. }));
+        assert_eq!(
+            full.to_string(),
+            "no space left on device holding database /srv/state.db; nothing was committed"
+        );
+        let busy = sqlite(ffi::SQLITE_BUSY).at("/srv/state.db");
+        assert!(busy.is_retryable());
+        assert!(busy
+            .to_string()
+            .starts_with("database /srv/state.db is locked by another process (waited "));
+        let ro = sqlite(ffi::SQLITE_READONLY).at("/srv/state.db");
+        assert!(matches!(ro, Error::ReadOnlyDatabase { .. }));
+        assert!(ro.to_string().contains("/srv/state.db is read-only"));
+        let corrupt = sqlite(ffi::SQLITE_CORRUPT);
+        assert!(corrupt.is_corrupt());
+        assert!(corrupt
+            .at("/a.db")
+            .to_string()
+            .starts_with("database /a.db: "));
+    }
+
+    #[test]
+    fn a_known_location_is_kept() {
+        let e = Error::NoSpace {
+            location: "/first.db".into(),
+        }
+        .at("/second.db");
+        assert!(e.to_string().contains("/first.db"));
+        assert!(!Error::NotFound("/x".into())
+            .at("/a.db")
+            .to_string()
+            .contains("/a.db"));
     }
 }

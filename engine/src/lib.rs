@@ -23,6 +23,7 @@ pub mod backend;
 pub mod chain;
 pub mod content;
 pub mod copy;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod migrate;

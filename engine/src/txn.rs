@@ -955,7 +955,9 @@ impl<'e> Txn<'e> {
             meta,
             host: self.engine.host.clone(),
         };
-        self.engine.backend.commit(req).map(Some)
+        let done = self.engine.backend.commit(req);
+        done.map(Some)
+            .map_err(|e| e.at(&self.engine.backend.location()))
     }
 }
 
@@ -1013,7 +1015,8 @@ impl ChunkStore<'_> {
         }
         if *self.bytes > CHUNK_FLUSH_BYTES {
             let batch: Vec<EncodedChunk> = self.chunks.drain().map(|(_, v)| v).collect();
-            self.backend.store_chunks(&batch)?;
+            let stored = self.backend.store_chunks(&batch);
+            stored.map_err(|e| e.at(&self.backend.location()))?;
             *self.bytes = 0;
         }
         Ok(())

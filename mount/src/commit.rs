@@ -67,7 +67,7 @@ impl Committer {
                     conflicts += 1;
                     eprintln!("dbos mount: {e}; applying {command:?} again on the new head");
                 }
-                Err(Error::Busy) if busy < BUSY_RETRIES => {
+                Err(Error::Busy { .. }) if busy < BUSY_RETRIES => {
                     busy += 1;
                     std::thread::sleep(Duration::from_millis(5u64 << busy.min(6)));
                 }

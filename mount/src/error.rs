@@ -58,8 +58,9 @@ pub fn errno_of(e: &EngineError) -> i32 {
                 libc::EINVAL
             }
         }
-        EngineError::Conflict { .. } | EngineError::Busy => libc::EAGAIN,
-        EngineError::NoSpace => libc::ENOSPC,
+        EngineError::Conflict { .. } | EngineError::Busy { .. } => libc::EAGAIN,
+        EngineError::NoSpace { .. } => libc::ENOSPC,
+        EngineError::ReadOnlyDatabase { .. } => libc::EROFS,
         EngineError::Io { source, .. } | EngineError::Stream(source) => {
             source.raw_os_error().unwrap_or(libc::EIO)
         }
@@ -89,7 +90,13 @@ mod tests {
             libc::ENOTEMPTY
         );
         assert_eq!(errno_of(&EngineError::ReadOnly(s())), libc::EROFS);
-        assert_eq!(errno_of(&EngineError::Busy), libc::EAGAIN);
+        assert_eq!(
+            errno_of(&EngineError::Busy {
+                location: String::new(),
+                waited_s: 0.0
+            }),
+            libc::EAGAIN
+        );
         assert_eq!(errno_of(&EngineError::Database(s())), libc::EIO);
         assert_eq!(
             errno_of(&EngineError::InvalidPath {

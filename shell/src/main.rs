@@ -91,6 +91,13 @@ enum Sub {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Check the database for damage (`dbos doctor --help`).
+    #[command(disable_help_flag = true)]
+    Doctor {
+        /// Arguments of the shell's `doctor` command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Copy a host directory into the versioned tree (`dbos import --help`).
     #[command(disable_help_flag = true)]
     Import {
@@ -177,6 +184,22 @@ fn run() -> i32 {
         Some(Sub::Mount(args)) => {
             let author = cli.user.clone().unwrap_or_else(os_user);
             return mountcmd::run(args, cli.db.clone(), &cli.branch, author);
+        }
+        Some(Sub::Doctor { args }) => {
+            // Not through the session: a damaged database may not open, or
+            // may have no readable branch, and doctor must still report.
+            return match cli
+                .db
+                .clone()
+                .map(Ok)
+                .unwrap_or_else(dbos_engine::default_location)
+            {
+                Ok(location) => commands::doctor::run_cli(&location, args),
+                Err(e) => {
+                    eprintln!("dbos: {e}");
+                    2
+                }
+            };
         }
         Some(Sub::Sql { .. } | Sub::Verify { .. }) | None => {}
         Some(Sub::Import { .. } | Sub::Export { .. }) => {}

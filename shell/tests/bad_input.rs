@@ -761,6 +761,9 @@ fn table(long: &str, huge: &str) -> Vec<Case> {
             USAGE,
             "not a valid variable name",
         ),
+        // doctor
+        case("doctor", "extra", "doctor x", USAGE, unexpected),
+        case("doctor", "unknown flag", "doctor --bogus", USAGE, "--bogus"),
         // verify
         case("verify", "no such tx", "verify --from T999", FAILED, no_tx),
         case(

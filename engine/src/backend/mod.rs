@@ -6,6 +6,7 @@
 //! chunk or log row is never updated or deleted through this API.
 
 mod pg_audit;
+mod pg_check;
 mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
@@ -324,6 +325,11 @@ pub trait Backend {
     /// Every key of the file tree, with the first transaction that wrote a
     /// version of it.
     fn file_keys(&mut self) -> Result<Vec<KeyRow>>;
+
+    /// Check the storage layer below the rows (SQLite's integrity check;
+    /// PostgreSQL's amcheck when installed, else a scan of every table):
+    /// each problem found, described; empty when the storage is sound.
+    fn check_storage(&mut self) -> Result<Vec<String>>;
 }
 
 /// A statement that returns no columns is not a query; it is refused

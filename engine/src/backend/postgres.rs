@@ -2068,6 +2068,10 @@ impl Backend for PostgresBackend {
     fn stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>> {
         self.audit_stray_row(from)
     }
+    fn check_storage(&mut self) -> Result<Vec<String>> {
+        self.storage_problems()
+    }
+
     fn file_keys(&mut self) -> Result<Vec<super::KeyRow>> {
         self.audit_file_keys()
     }

@@ -23,9 +23,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How long a writer waits for another process's commit before giving up.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 const KEY_CACHE_MAX: usize = 200_000;
 
 /// The SQLite backend.
@@ -146,16 +143,69 @@ impl SqliteBackend {
         let mut attempt = 0;
         loop {
             match Self::open_once(path, vfs) {
-                Err(Error::Busy) if attempt < 5 => {
+                Err(Error::Busy { .. }) if attempt < 5 => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(50 << attempt));
                 }
-                other => return other,
+                other => return other.map_err(|e| e.at(&path.display().to_string())),
             }
         }
     }
 
     fn open_once(path: &Path, vfs: Option<&str>) -> Result<SqliteBackend> {
+        match Self::open_writable(path, vfs) {
+            // A database on a read-only filesystem, or whose file this user
+            // may not write, can still be read: writes are then refused
+            // with the same typed error.
+            Err(e @ Error::ReadOnlyDatabase { .. }) if path.exists() => {
+                Self::open_read_only(path, vfs).map_err(|_| e)
+            }
+            other => other,
+        }
+    }
+
+    /// Open without writing anything. A WAL database needs its shared
+    /// memory file: on a read-only filesystem where it cannot be created,
+    /// the file is opened immutable, which is safe only when no WAL holds
+    /// commits not yet in the file (then the open is refused instead).
+    fn open_read_only(path: &Path, vfs: Option<&str>) -> Result<SqliteBackend> {
+        let location = path.display().to_string();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let uri = format!("file:{}", uri_escape(&location));
+        let try_open = |uri: &str| -> Result<Connection> {
+            let conn = match vfs {
+                Some(v) => Connection::open_with_flags_and_vfs(uri, flags, v),
+                None => Connection::open_with_flags(uri, flags),
+            }?;
+            conn.busy_timeout(crate::error::lock_timeout())?;
+            // Reading the schema proves the file reads in this mode; one
+            // that still needs a migration cannot be used unwritten.
+            if migrate::check_not_newer(&conn, &location)? != migrate::latest(migrate::SQLITE) {
+                return Err(Error::ReadOnlyDatabase {
+                    location: location.clone(),
+                });
+            }
+            Ok(conn)
+        };
+        let wal = PathBuf::from(format!("{location}-wal"));
+        let wal_empty = std::fs::metadata(&wal)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
+        let conn = match try_open(&uri) {
+            Ok(c) => c,
+            Err(_) if wal_empty => try_open(&format!("{uri}?immutable=1"))?,
+            Err(e) => return Err(e),
+        };
+        Ok(SqliteBackend {
+            conn,
+            path: path.to_path_buf(),
+            key_ids: HashMap::new(),
+        })
+    }
+
+    fn open_writable(path: &Path, vfs: Option<&str>) -> Result<SqliteBackend> {
         let location = path.display().to_string();
         let is_new = !path.exists();
         if is_new {
@@ -176,16 +226,16 @@ impl SqliteBackend {
             Some(v) => Connection::open_with_flags_and_vfs(path, flags, v),
             None => Connection::open_with_flags(path, flags),
         }
-        .map_err(|e| with_location(e.into(), &location))?;
+        .map_err(|e| open_failure(e.into(), path))?;
         if is_new {
             set_mode(path, 0o600)?;
         }
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_timeout(crate::error::lock_timeout())?;
         conn.set_prepared_statement_cache_capacity(128);
         // Refuse a newer schema before touching anything (even the journal mode).
-        migrate::check_not_newer(&conn, &location).map_err(|e| with_location(e, &location))?;
+        migrate::check_not_newer(&conn, &location).map_err(|e| open_failure(e, path))?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| with_location(e.into(), &location))?;
+            .map_err(|e| open_failure(e.into(), path))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         // 16 MiB of page cache (the default is 2 MiB): history and content
@@ -269,6 +319,86 @@ fn with_location(e: Error, location: &str) -> Error {
         },
         Error::Database(msg) => Error::Database(format!("{location}: {msg}")),
         other => other,
+    }
+}
+
+/// SQLite's full integrity check (pages, free list, every index against
+/// its table): the first problems it reports, or why it could not run.
+fn integrity_problems(conn: &Connection) -> Vec<String> {
+    let run = || -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare("PRAGMA integrity_check(50)")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    };
+    match run() {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Vec::new(),
+        Ok(lines) => lines,
+        Err(e) => vec![format!("the integrity check could not run: {e}")],
+    }
+}
+
+/// Run SQLite's integrity check on a database file opened read-only,
+/// without migrating or writing anything: for a file the engine refuses
+/// to open. Each problem, described; empty when SQLite finds none.
+pub fn check_file(path: &Path) -> Result<Vec<String>> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| open_failure(e.into(), path))?;
+    Ok(integrity_problems(&conn))
+}
+
+/// A file path made safe inside a `file:` URI.
+fn uri_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An error met while opening `path`, made to say why: a file that cannot
+/// be opened is probed with the host filesystem for the precise reason
+/// (permission denied, no such folder, read-only filesystem).
+fn open_failure(e: Error, path: &Path) -> Error {
+    let location = path.display().to_string();
+    match e {
+        Error::CannotOpen { reason, .. } => {
+            let probe = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .err()
+                .or_else(|| {
+                    // The file itself opens: the folder (for the WAL and
+                    // shared-memory files beside it) is what refuses.
+                    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+                    let probe = dir.join(format!(".dbos-open-probe-{}", std::process::id()));
+                    match std::fs::File::create(&probe) {
+                        Ok(_) => {
+                            let _ = std::fs::remove_file(&probe);
+                            None
+                        }
+                        Err(e) => Some(e),
+                    }
+                });
+            match probe {
+                Some(io) if io.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+                    Error::ReadOnlyDatabase { location }
+                }
+                Some(io) => Error::CannotOpen {
+                    location,
+                    reason: io.to_string(),
+                },
+                None => Error::CannotOpen { location, reason },
+            }
+        }
+        other => with_location(other, &location).at(&location),
     }
 }
 
@@ -1134,6 +1264,10 @@ impl Backend for SqliteBackend {
     fn stray_row(&mut self, from: TxId) -> Result<Option<(TxId, String)>> {
         self.audit_stray_row(from)
     }
+    fn check_storage(&mut self) -> Result<Vec<String>> {
+        Ok(integrity_problems(&self.conn))
+    }
+
     fn file_keys(&mut self) -> Result<Vec<super::KeyRow>> {
         self.audit_file_keys()
     }

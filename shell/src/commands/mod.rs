@@ -8,6 +8,7 @@ mod audit;
 mod branch;
 mod config;
 mod control;
+pub mod doctor;
 mod files;
 mod filters;
 mod fsops;
@@ -139,6 +140,7 @@ fn build_all() -> Vec<Spec> {
     v.extend(power::specs());
     v.extend(procs::specs());
     v.extend(logs::specs());
+    v.extend(doctor::specs());
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
