@@ -13,12 +13,12 @@ use arbitrary::Arbitrary;
 use dbos_engine::{Actor, Engine, VPath};
 use dbos_hostdir::{export, import, ExportOptions, ImportOptions, NoProgress};
 use libfuzzer_sys::fuzz_target;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::cell::RefCell;
 
 #[derive(Arbitrary, Debug)]
 enum Target {
@@ -54,7 +54,11 @@ enum Op {
 }
 
 fn name(raw: &[u8]) -> OsString {
-    let mut b: Vec<u8> = raw.iter().copied().filter(|&c| c != b'/' && c != 0).collect();
+    let mut b: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|&c| c != b'/' && c != 0)
+        .collect();
     b.truncate(255);
     if b.is_empty() || b == b"." || b == b".." {
         b.push(b'x');
@@ -155,7 +159,11 @@ fn snapshot(dir: &Path, skip: &BTreeSet<PathBuf>) -> BTreeMap<PathBuf, Node> {
             };
             let mode = md.permissions().mode() & 0o7777;
             let node = if md.file_type().is_symlink() {
-                Node::Link(std::fs::read_link(&p).map(|t| t.into_os_string()).unwrap_or_default())
+                Node::Link(
+                    std::fs::read_link(&p)
+                        .map(|t| t.into_os_string())
+                        .unwrap_or_default(),
+                )
             } else if md.is_dir() {
                 todo.push(p.clone());
                 Node::Dir(mode)
@@ -208,10 +216,22 @@ fn check(
 ) {
     let mut tx = engine.begin("main", &Actor::default()).expect("begin");
     let dest = VPath::parse("/fz").expect("path");
-    let report = import(&mut tx, src, &dest, &ImportOptions::default(), &mut NoProgress)
-        .unwrap_or_else(|e| panic!("import failed: {e}"));
-    let written = export(&mut tx, &dest, out, &ExportOptions::default(), &mut NoProgress)
-        .unwrap_or_else(|e| panic!("export failed: {e}"));
+    let report = import(
+        &mut tx,
+        src,
+        &dest,
+        &ImportOptions::default(),
+        &mut NoProgress,
+    )
+    .unwrap_or_else(|e| panic!("import failed: {e}"));
+    let written = export(
+        &mut tx,
+        &dest,
+        out,
+        &ExportOptions::default(),
+        &mut NoProgress,
+    )
+    .unwrap_or_else(|e| panic!("export failed: {e}"));
     drop(tx);
 
     // Nothing but `out` changed; `outside` is still empty.
@@ -219,14 +239,20 @@ fn check(
     let mut before_no_out = before;
     before_no_out.remove(Path::new("out"));
     after.remove(Path::new("out"));
-    assert_eq!(after, before_no_out, "the export wrote outside its directory");
+    assert_eq!(
+        after, before_no_out,
+        "the export wrote outside its directory"
+    );
     assert!(std::fs::read_dir(outside).expect("list").next().is_none());
 
     // The export is the tree less what the import reported skipping.
     let skipped: BTreeSet<PathBuf> = report.skipped.iter().map(|s| s.host_path.clone()).collect();
     let expected = snapshot(src, &skipped);
     let got = snapshot(out, &BTreeSet::new());
-    assert_eq!(got, expected, "export differs from the imported tree; report {report:?}");
+    assert_eq!(
+        got, expected,
+        "export differs from the imported tree; report {report:?}"
+    );
     assert_eq!(
         written.dirs + written.files + written.symlinks,
         expected.len() as u64,

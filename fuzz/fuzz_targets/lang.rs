@@ -10,7 +10,11 @@ use dbos_shell::lang::{
 use libfuzzer_sys::fuzz_target;
 
 fn check_span(src: &str, span: Span) {
-    assert!(span.start <= span.end && span.end <= src.len(), "span {span:?} out of {}", src.len());
+    assert!(
+        span.start <= span.end && span.end <= src.len(),
+        "span {span:?} out of {}",
+        src.len()
+    );
     assert!(src.is_char_boundary(span.start) && src.is_char_boundary(span.end));
 }
 
@@ -23,8 +27,13 @@ fn lookup(name: &str) -> Option<String> {
     }
 }
 
+/// A listing where only `dir` (at any depth) is a directory: a stub where
+/// every name was a directory made `*/*/*/...` grow as 4^depth, which a
+/// real tree of that shape would do too (as in any POSIX shell).
 fn list(dir: &str) -> Option<Vec<String>> {
-    (dir.len() < 64).then(|| vec!["a".into(), "b.txt".into(), ".hidden".into(), "dir".into()])
+    let is_dir = dir == "." || dir == "/" || dir.trim_end_matches('/').ends_with("dir");
+    (is_dir && dir.len() < 256)
+        .then(|| vec!["a".into(), "b.txt".into(), ".hidden".into(), "dir".into()])
 }
 
 fn command(src: &str, c: &Command) {

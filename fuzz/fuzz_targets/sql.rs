@@ -11,8 +11,8 @@ use dbos_engine::audit::rewrite::{scan, temporal_name};
 use dbos_engine::audit::VIEWS;
 use dbos_engine::{Actor, Engine, VPath};
 use libfuzzer_sys::fuzz_target;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 struct Db {
@@ -94,7 +94,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(s.text.contains(&temporal_name(i)), "{query:?} -> {s:?}");
         }
         if let Some(at) = s.with_at {
-            assert!(s.text.is_char_boundary(at) && at <= s.text.len(), "{query:?} -> {s:?}");
+            assert!(
+                s.text.is_char_boundary(at) && at <= s.text.len(),
+                "{query:?} -> {s:?}"
+            );
         }
     }
 
@@ -108,6 +111,10 @@ fn run(db: &mut Db, input: &str, as_of: Option<&str>, query: &str) {
     let _ = db
         .engine
         .sql_cancellable("dev", as_of, query, Some(past_deadline));
-    assert_eq!(db.engine.head().expect("head"), db.head, "{input:?} wrote a transaction");
+    assert_eq!(
+        db.engine.head().expect("head"),
+        db.head,
+        "{input:?} wrote a transaction"
+    );
     assert_eq!(files(db.dir.path()), before, "{input:?} created a file");
 }
