@@ -174,7 +174,10 @@ mod tests {
             rec("c", 3, Some(FAILED), None),
             rec("d", 4, Some(STARTED), None),
         ];
-        assert_eq!(last_good(&b).map(|(r, t)| (r.id.as_str(), t)), Some(("b", 9)));
+        assert_eq!(
+            last_good(&b).map(|(r, t)| (r.id.as_str(), t)),
+            Some(("b", 9))
+        );
         assert_eq!(previous(&b).map(|r| r.id.as_str()), Some("d"));
         assert!(!previous(&b).is_some_and(BootRecord::is_good));
         assert_eq!(last_good(&b[2..]), None);
@@ -191,9 +194,13 @@ mod tests {
         let mut e = Engine::open(&d.path().join("s.db").display().to_string()).unwrap();
         assert!(boots(&mut e, "main").unwrap().is_empty());
         let mut tx = e.begin("main", &Actor::default()).unwrap();
-        for r in [rec("late", 7, Some(STARTED), None), rec("early", 3, Some(GOOD), Some(1))] {
+        for r in [
+            rec("late", 7, Some(STARTED), None),
+            rec("early", 3, Some(GOOD), Some(1)),
+        ] {
             let json = serde_json::to_string(&r).unwrap();
-            tx.put(Space::Boot, &r.id, Some(Entry::Value(json))).unwrap();
+            tx.put(Space::Boot, &r.id, Some(Entry::Value(json)))
+                .unwrap();
         }
         tx.commit("boots", None).unwrap();
         let got = boots(&mut e, "main").unwrap();

@@ -194,8 +194,8 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
     let mut engine =
         Engine::open(&location).with_context(|| format!("opening the state {location}"))?;
     let boots = boot::boots(&mut engine, &branch).unwrap_or_default();
-    let changed = boot::previous(&boots)
-        .is_some_and(|b| changed_since(&mut engine, &branch, b.start_us));
+    let changed =
+        boot::previous(&boots).is_some_and(|b| changed_since(&mut engine, &branch, b.start_us));
     let plan = plan_boot(&boots, as_of, args.fallback || cli.fallback, changed);
     for line in &plan.notices {
         loud(line);
@@ -664,12 +664,7 @@ fn start_shell(spec: &ShellSpec, tty: Option<&Path>) -> std::io::Result<i32> {
             .env(dbos_procs::control::READY_ENV, "1");
     }
     if let Some(tty) = tty.filter(|_| spec.pid1) {
-        let open = || {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(tty)
-        };
+        let open = || std::fs::OpenOptions::new().read(true).write(true).open(tty);
         cmd.stdin(Stdio::from(open()?))
             .stdout(Stdio::from(open()?))
             .stderr(Stdio::from(open()?));
@@ -708,7 +703,10 @@ mod tests {
     #[test]
     fn fallback_only_after_a_boot_that_was_not_good() {
         let good = [rec("a", 1, boot::GOOD, Some(7))];
-        let bad = [rec("a", 1, boot::GOOD, Some(7)), rec("b", 2, boot::STARTED, None)];
+        let bad = [
+            rec("a", 1, boot::GOOD, Some(7)),
+            rec("b", 2, boot::STARTED, None),
+        ];
         // The previous boot was good: nothing changes.
         assert_eq!(plan_boot(&good, None, true, false).as_of, None);
         // It was not: the last good state, with a notice.

@@ -192,7 +192,11 @@ pub fn state_device(sys_disk: &Path, dev_dir: &Path) -> Option<String> {
         .ok()?
         .filter_map(|e| {
             let name = e.ok()?.file_name().into_string().ok()?;
-            let n = name.strip_prefix(&disk)?.trim_start_matches('p').parse().ok()?;
+            let n = name
+                .strip_prefix(&disk)?
+                .trim_start_matches('p')
+                .parse()
+                .ok()?;
             Some((n, name))
         })
         .collect();
@@ -358,7 +362,10 @@ mod tests {
         std::fs::create_dir_all(&dev).unwrap();
         // Whole-disk ext4 (direct boot): the disk itself.
         std::fs::write(dev.join("vda"), fake_ext4("dbos-state")).unwrap();
-        assert_eq!(state_device(&sys, &dev), Some(dev.join("vda").display().to_string()));
+        assert_eq!(
+            state_device(&sys, &dev),
+            Some(dev.join("vda").display().to_string())
+        );
         // Partitioned: a FAT ESP, an unlabelled ext4, the labelled one.
         std::fs::write(dev.join("vda"), vec![0u8; 4096]).unwrap();
         for (p, data) in [
@@ -370,12 +377,18 @@ mod tests {
             std::fs::write(dev.join(p), data).unwrap();
         }
         std::fs::create_dir(sys.join("queue")).unwrap();
-        assert_eq!(state_device(&sys, &dev), Some(dev.join("vda3").display().to_string()));
+        assert_eq!(
+            state_device(&sys, &dev),
+            Some(dev.join("vda3").display().to_string())
+        );
         assert_eq!(ext4_label(&dev.join("vda2")).as_deref(), Some("other"));
         assert_eq!(ext4_label(&dev.join("vda1")), None);
         // No label: the first ext4 partition.
         std::fs::write(dev.join("vda3"), vec![0u8; 4096]).unwrap();
-        assert_eq!(state_device(&sys, &dev), Some(dev.join("vda2").display().to_string()));
+        assert_eq!(
+            state_device(&sys, &dev),
+            Some(dev.join("vda2").display().to_string())
+        );
     }
 
     #[test]
