@@ -2,7 +2,10 @@
 //!
 //! `dbos.branch=NAME` boots that branch; `dbos.asof=REF` boots the state as
 //! of REF read-only; `dbos.asof=REF dbos.fork=NAME` forks a new branch NAME
-//! at REF and boots it writable. Other words are kept for whoever wants them.
+//! at REF and boots it writable. `dbos.asof=last-good` is the state of the
+//! newest boot that reached the shell prompt. `dbos.fallback=1` boots that
+//! state (read-only) on its own when the previous boot of the branch never
+//! reached the prompt. Other words are kept for whoever wants them.
 
 /// What the command line asks of dbos-init.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -13,6 +16,8 @@ pub struct BootArgs {
     pub asof: Option<String>,
     /// `dbos.fork=`.
     pub fork: Option<String>,
+    /// `dbos.fallback=1` (also `yes`, `on`, `true`).
+    pub fallback: bool,
     /// Every other word, unchanged.
     pub other: Vec<String>,
 }
@@ -53,6 +58,10 @@ pub fn words(line: &str) -> Vec<String> {
 pub fn parse(line: &str) -> BootArgs {
     let mut a = BootArgs::default();
     for w in words(line) {
+        if let Some(v) = w.strip_prefix("dbos.fallback=") {
+            a.fallback = matches!(v, "1" | "yes" | "on" | "true");
+            continue;
+        }
         let slot = match w.split_once('=') {
             Some(("dbos.branch", v)) => Some((&mut a.branch, v)),
             Some(("dbos.asof", v)) => Some((&mut a.asof, v)),
@@ -84,6 +93,10 @@ mod tests {
         let a = parse("dbos.branch=a dbos.branch=b dbos.asof=T12");
         assert_eq!(a.branch.as_deref(), Some("b"));
         assert_eq!(a.asof.as_deref(), Some("T12"));
+        assert!(!a.fallback);
+        assert!(parse("quiet dbos.fallback=1").fallback);
+        assert!(!parse("dbos.fallback=1 dbos.fallback=0").fallback);
+        assert!(parse("dbos.fallback=1").other.is_empty());
     }
 
     #[test]

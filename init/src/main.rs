@@ -49,9 +49,14 @@ struct Cli {
     /// Do not run the dbos shell.
     #[arg(long)]
     no_shell: bool,
-    /// The shell program (default: `dbos` beside this binary, else on PATH).
+    /// The shell program (default: config init.shell, else `dbos` beside
+    /// this binary, else on PATH).
     #[arg(long, value_name = "PATH")]
     shell: Option<PathBuf>,
+    /// Boot the last good state if the previous boot never reached the
+    /// shell prompt (kernel: dbos.fallback=1).
+    #[arg(long)]
+    fallback: bool,
 }
 
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -193,9 +198,27 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
 
     let mut engine =
         Engine::open(&location).with_context(|| format!("opening the state {location}"))?;
+    let boots = boot::boots(&mut engine, &branch).unwrap_or_default();
+    let changed =
+        boot::previous(&boots).is_some_and(|b| changed_since(&mut engine, &branch, b.start_us));
+    let plan = plan_boot(&boots, as_of, args.fallback || cli.fallback, changed);
+    for line in &plan.notices {
+        loud(line);
+    }
+    let as_of = plan.as_of;
     let (branch, read_only) =
         choose_state(&mut engine, &branch, as_of.as_deref(), fork.as_deref())?;
     let writable = read_only.is_none().then_some(branch.as_str());
+    // Boots of this branch still `started` never reached the prompt.
+    let failed: Vec<BootRecord> = if writable.is_some() && fork.is_none() {
+        boots
+            .iter()
+            .filter(|b| b.outcome.as_deref() == Some(boot::STARTED))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut repairs = pid1::recover(&mut engine, if pid1 { writable } else { None });
     if let Some(b) = writable {
         // Services of an earlier run that lost power (or was killed) still
@@ -228,6 +251,18 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
     for r in repairs {
         w.init_log(4, format!("recovery: {r}"), None);
     }
+    for line in &plan.notices {
+        w.init_log(2, line.clone(), None);
+    }
+    for mut b in failed {
+        w.init_log(
+            4,
+            format!("boot {} never reached the shell prompt: failed", b.id),
+            None,
+        );
+        b.outcome = Some(boot::FAILED.to_string());
+        put_boot(&w, &b);
+    }
 
     let config = w.config().unwrap_or_else(|e| {
         w.init_log(3, format!("reading config: {e}"), None);
@@ -259,6 +294,8 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
         hostname: boot::hostname(),
         end_us: None,
         ended: None,
+        outcome: Some(boot::STARTED.to_string()),
+        good_tx: None,
     };
     put_boot(&w, &rec);
     w.init_log(
@@ -294,7 +331,7 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
         .control_socket
         .clone()
         .or_else(|| pid1.then(|| PathBuf::from("/run/dbos-init.ctl")));
-    let control = ctl_path.and_then(|p| match Control::bind(&p) {
+    let control = ctl_path.clone().and_then(|p| match Control::bind(&p) {
         Ok(c) => Some(c),
         Err(e) => {
             w.init_log(3, format!("control socket {}: {e}", p.display()), None);
@@ -322,25 +359,39 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
     let mut sup = Supervisor::new(w.clone(), stop_timeout);
     sup.apply(&services::plan(&config));
 
-    let shell_prog = cli.shell.clone().unwrap_or_else(default_shell);
-    let mut shell = if cli.no_shell {
-        None
-    } else {
-        start_shell(
-            &w,
-            &shell_prog,
-            &location,
-            &branch,
-            read_only.as_ref(),
-            pid1,
-        )
+    let shell_prog = cli
+        .shell
+        .clone()
+        .or_else(|| get("init.shell").map(PathBuf::from))
+        .unwrap_or_else(default_shell);
+    let spec = ShellSpec {
+        prog: shell_prog,
+        db: location.clone(),
+        branch: branch.clone(),
+        read_only: read_only.clone(),
+        pid1,
+        control: control.is_some().then_some(ctl_path).flatten(),
     };
-    let mut shell_restart: Option<Instant> = None;
+    let mut consoles: Vec<Console> = if cli.no_shell {
+        Vec::new()
+    } else if pid1 {
+        let mut c = vec![Console::new(Some(PathBuf::from("/dev/console")))];
+        if second_console_wanted() {
+            c.push(Console::new(Some(PathBuf::from("/dev/tty1"))));
+        }
+        c
+    } else {
+        vec![Console::new(None)]
+    };
+    for c in &mut consoles {
+        c.start(&w, &spec);
+    }
 
     let end = loop {
         let sig = SIGNAL.swap(0, Ordering::SeqCst);
+        let shell_runs = consoles.iter().any(|c| c.pid.is_some());
         // Off PID 1 with a shell on the terminal, ^C belongs to the shell.
-        if sig != 0 && !(sig == libc::SIGINT && shell.is_some() && !pid1) {
+        if sig != 0 && !(sig == libc::SIGINT && shell_runs && !pid1) {
             break End::Signal(sig);
         }
         let mut reload = HUP.swap(false, Ordering::SeqCst);
@@ -351,6 +402,15 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
                     Ok(Request::Reload) => reload = true,
                     Ok(Request::Poweroff) => power = Some(Power::Off),
                     Ok(Request::Reboot) => power = Some(Power::Reboot),
+                    // A read-only boot records nothing, its outcome neither.
+                    Ok(Request::Ready) if !rec.is_good() && read_only.is_none() => {
+                        w.flush();
+                        rec.good_tx = w.head();
+                        rec.outcome = Some(boot::GOOD.to_string());
+                        put_boot(&w, &rec);
+                        w.init_log(6, "the shell reached its prompt: this boot is good", None);
+                    }
+                    Ok(Request::Ready) => {}
                     Err(word) => {
                         w.init_log(4, format!("control socket: unknown request {word:?}"), None)
                     }
@@ -368,43 +428,35 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
             }
         }
         for (pid, exit) in sup.tick() {
-            if shell == Some(pid) {
-                shell = None;
-                if !pid1 {
-                    w.init_log(6, format!("shell ended ({exit})"), None);
-                    continue;
-                }
-                w.init_log(
-                    4,
-                    format!("console shell ended ({exit}); restarting it"),
-                    None,
-                );
-                shell_restart = Some(Instant::now() + Duration::from_secs(1));
+            let Some(c) = consoles.iter_mut().find(|c| c.pid == Some(pid)) else {
+                continue;
+            };
+            c.pid = None;
+            if !pid1 {
+                w.init_log(6, format!("shell ended ({exit})"), None);
+                continue;
             }
+            w.init_log(
+                4,
+                format!("shell on {} ended ({exit}); restarting it", c.name()),
+                None,
+            );
+            c.restart = Some(Instant::now() + Duration::from_secs(1));
         }
-        if shell.is_none() && !cli.no_shell && !pid1 {
+        if !pid1 && !cli.no_shell && consoles.iter().all(|c| c.pid.is_none()) {
             break End::ShellExited;
         }
-        if shell_restart.is_some_and(|t| Instant::now() >= t) {
-            shell_restart = None;
-            shell = start_shell(
-                &w,
-                &shell_prog,
-                &location,
-                &branch,
-                read_only.as_ref(),
-                pid1,
-            );
-            if shell.is_none() {
-                shell_restart = Some(Instant::now() + Duration::from_secs(5));
+        for c in &mut consoles {
+            if c.restart.is_some_and(|t| Instant::now() >= t) {
+                c.start(&w, &spec);
             }
         }
         std::thread::sleep(Duration::from_millis(50));
     };
 
     w.init_log(6, format!("stopping: {}", end.describe()), None);
-    if let Some(pid) = shell {
-        // SAFETY: a signal to the shell we started.
+    for pid in consoles.iter().filter_map(|c| c.pid) {
+        // SAFETY: a signal to a shell we started.
         unsafe { libc::kill(pid, libc::SIGHUP) };
     }
     sup.stop_all();
@@ -467,40 +519,160 @@ fn default_shell() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("dbos"))
 }
 
-/// Start the dbos shell: on /dev/console (its own session, console as
-/// controlling terminal) as PID 1, on our own terminal otherwise. A
-/// read-only boot starts it viewing that moment (`--as-of`).
-fn start_shell(
-    w: &Handle,
-    prog: &Path,
-    db: &str,
-    branch: &str,
-    read_only: Option<&Moment>,
+/// What every console shell is started with.
+struct ShellSpec {
+    prog: PathBuf,
+    db: String,
+    branch: String,
+    read_only: Option<Moment>,
     pid1: bool,
-) -> Option<i32> {
-    let mut cmd = Command::new(prog);
-    cmd.args(["--db", db, "--branch", branch]);
-    if let Some(m) = read_only {
-        cmd.arg("--as-of").arg(format!("{}@T{}", m.branch, m.tx));
+    /// The bound control socket: the shell reports its prompt there.
+    control: Option<PathBuf>,
+}
+
+/// One terminal with a dbos shell on it, restarted when it exits.
+struct Console {
+    /// The terminal device (PID 1), or None for our own terminal.
+    tty: Option<PathBuf>,
+    pid: Option<i32>,
+    restart: Option<Instant>,
+    /// A failure to start was already shouted on the console.
+    shouted: bool,
+}
+
+impl Console {
+    fn new(tty: Option<PathBuf>) -> Console {
+        Console {
+            tty,
+            pid: None,
+            restart: None,
+            shouted: false,
+        }
     }
-    if pid1 {
-        let console = |_: ()| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/console")
-        };
-        match (console(()), console(()), console(())) {
-            (Ok(i), Ok(o), Ok(e)) => {
-                cmd.stdin(Stdio::from(i))
-                    .stdout(Stdio::from(o))
-                    .stderr(Stdio::from(e));
-            }
-            _ => {
-                w.init_log(3, "cannot open /dev/console for the shell", None);
-                return None;
+
+    fn name(&self) -> String {
+        self.tty
+            .as_ref()
+            .map(|t| t.display().to_string())
+            .unwrap_or_else(|| "the terminal".to_string())
+    }
+
+    /// Start the shell; on failure try again in 5 s.
+    fn start(&mut self, w: &Handle, spec: &ShellSpec) {
+        self.restart = None;
+        match start_shell(spec, self.tty.as_deref()) {
+            Ok(pid) => self.pid = Some(pid),
+            Err(e) => {
+                let msg = format!("starting the shell on {}: {e}", self.name());
+                if spec.pid1 && !std::mem::replace(&mut self.shouted, true) {
+                    loud(&format!("{msg}; trying again every 5 s"));
+                }
+                w.init_log(3, msg, None);
+                self.restart = Some(Instant::now() + Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// A second shell on /dev/tty1 when it exists and is not already the
+/// console (`console=tty0` last on the command line).
+fn second_console_wanted() -> bool {
+    let active = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
+    let last = active.split_whitespace().last().unwrap_or("");
+    pid1::exists("/dev/tty1") && !matches!(last, "tty0" | "tty1")
+}
+
+/// A message for the console, framed so it cannot be missed.
+fn loud(msg: &str) {
+    let bar = "!".repeat(72);
+    eprintln!("\n{bar}\n!!! dbos-init: {msg}\n{bar}\n");
+}
+
+/// What to boot after `last-good` and `dbos.fallback` are applied.
+#[derive(Debug, PartialEq, Eq)]
+struct BootPlan {
+    /// The REF to boot read-only (or fork at), if any.
+    as_of: Option<String>,
+    /// Messages to shout on the console and keep as log rows.
+    notices: Vec<String>,
+}
+
+/// Whether anyone but dbos-init committed on `branch` after `since_us`
+/// (a repair, a `reset`: worth trying the current state again).
+fn changed_since(engine: &mut Engine, branch: &str, since_us: i64) -> bool {
+    let Ok(log) = engine.log(branch, None, 200) else {
+        return false;
+    };
+    log.iter()
+        .take_while(|t| t.time_us > since_us)
+        .any(|t| t.author != "dbos-init")
+}
+
+/// Apply `dbos.fallback` (the previous boot never reached the prompt and
+/// nobody changed the branch since: boot `last-good` instead) and resolve
+/// `last-good` to a transaction.
+fn plan_boot(
+    boots: &[BootRecord],
+    as_of: Option<String>,
+    fallback: bool,
+    changed: bool,
+) -> BootPlan {
+    let mut notices = Vec::new();
+    let mut as_of = as_of;
+    if fallback && as_of.is_none() {
+        if let Some(prev) = boot::previous(boots).filter(|b| !b.is_good()) {
+            if changed {
+                notices.push(format!(
+                    "the previous boot {} never reached the shell prompt, but the branch \
+                     changed since: trying the current state again",
+                    prev.id
+                ));
+                return BootPlan { as_of, notices };
+            }
+            notices.push(format!(
+                "FALLBACK: the previous boot {} never reached the shell prompt",
+                prev.id
+            ));
+            as_of = Some(boot::LAST_GOOD.to_string());
+        }
+    }
+    if as_of.as_deref() == Some(boot::LAST_GOOD) {
+        match boot::last_good(boots) {
+            Some((b, tx)) => {
+                notices.push(format!(
+                    "booting the state of the last good boot {} (T{tx}), read-only; \
+                     `reset T{tx}` makes it current again",
+                    b.id
+                ));
+                as_of = Some(format!("T{tx}"));
+            }
+            None => {
+                notices.push("no good boot is recorded: booting the current state".into());
+                as_of = None;
+            }
+        }
+    }
+    BootPlan { as_of, notices }
+}
+
+/// Start the dbos shell: on `tty` (its own session, that terminal as its
+/// controlling terminal) as PID 1, on our own terminal otherwise. A
+/// read-only boot starts it viewing that moment (`--as-of`).
+fn start_shell(spec: &ShellSpec, tty: Option<&Path>) -> std::io::Result<i32> {
+    let mut cmd = Command::new(&spec.prog);
+    cmd.args(["--db", &spec.db, "--branch", &spec.branch]);
+    if let Some(m) = &spec.read_only {
+        cmd.arg("--as-of").arg(format!("{}@T{}", m.branch, m.tx));
+    }
+    if let Some(ctl) = &spec.control {
+        cmd.env(dbos_procs::control::ENV_VAR, ctl)
+            .env(dbos_procs::control::READY_ENV, "1");
+    }
+    if let Some(tty) = tty.filter(|_| spec.pid1) {
+        let open = || std::fs::OpenOptions::new().read(true).write(true).open(tty);
+        cmd.stdin(Stdio::from(open()?))
+            .stdout(Stdio::from(open()?))
+            .stderr(Stdio::from(open()?));
         // SAFETY: setsid and ioctl are async-signal-safe.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
@@ -510,15 +682,56 @@ fn start_shell(
             });
         }
     }
-    match cmd.spawn() {
-        Ok(child) => Some(child.id() as i32),
-        Err(e) => {
-            w.init_log(
-                3,
-                format!("starting the shell {}: {e}", prog.display()),
-                None,
-            );
-            None
+    Ok(cmd.spawn()?.id() as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, start_us: i64, outcome: &str, good_tx: Option<u64>) -> BootRecord {
+        BootRecord {
+            id: id.into(),
+            kernel: "k".into(),
+            branch: "main".into(),
+            as_of: None,
+            start_us,
+            pid1: true,
+            hostname: "h".into(),
+            end_us: None,
+            ended: None,
+            outcome: Some(outcome.into()),
+            good_tx,
         }
+    }
+
+    #[test]
+    fn fallback_only_after_a_boot_that_was_not_good() {
+        let good = [rec("a", 1, boot::GOOD, Some(7))];
+        let bad = [
+            rec("a", 1, boot::GOOD, Some(7)),
+            rec("b", 2, boot::STARTED, None),
+        ];
+        // The previous boot was good: nothing changes.
+        assert_eq!(plan_boot(&good, None, true, false).as_of, None);
+        // It was not: the last good state, with a notice.
+        let p = plan_boot(&bad, None, true, false);
+        assert_eq!(p.as_of.as_deref(), Some("T7"));
+        assert!(p.notices[0].contains("FALLBACK"), "{:?}", p.notices);
+        // Someone repaired the branch since: the current state again.
+        let p = plan_boot(&bad, None, true, true);
+        assert_eq!(p.as_of, None);
+        assert!(p.notices[0].contains("changed since"), "{:?}", p.notices);
+        // Without dbos.fallback the current state boots anyway.
+        assert_eq!(plan_boot(&bad, None, false, false).as_of, None);
+        // An explicit REF wins over the fallback.
+        let p = plan_boot(&bad, Some("T3".into()), true, false);
+        assert_eq!(p.as_of.as_deref(), Some("T3"));
+        // last-good asked for directly; none recorded: the current state.
+        let p = plan_boot(&good, Some("last-good".into()), false, false);
+        assert_eq!(p.as_of.as_deref(), Some("T7"));
+        let none = plan_boot(&[], Some("last-good".into()), false, false);
+        assert_eq!(none.as_of, None);
+        assert_eq!(none.notices.len(), 1);
     }
 }

@@ -10,8 +10,11 @@ use std::path::Path;
 /// Directories recreated in the state's file tree when missing.
 pub const CORE_DIRS: &[&str] = &["/etc", "/var", "/var/log", "/home", "/tmp"];
 
-/// Device of the state volume (first virtio disk).
+/// The first virtio disk: the state volume itself (direct boot), or a
+/// partitioned disk holding it (the disk image: partition 2).
 pub const STATE_DEVICE: &str = "/dev/vda";
+/// The ext4 label of the state volume (`mkfs.ext4 -L`).
+pub const STATE_LABEL: &str = "dbos-state";
 /// Where the state volume is mounted.
 pub const STATE_DIR: &str = "/state";
 /// The database on it.
@@ -124,22 +127,25 @@ pub enum StateVolume {
 /// Mount the state volume (ext4 on `STATE_DEVICE` at `STATE_DIR`); on
 /// failure mount a tmpfs there instead and shout about it on the console.
 pub fn mount_state() -> StateVolume {
-    let disk = Mount {
-        source: STATE_DEVICE,
-        target: STATE_DIR,
-        fstype: "ext4",
-        flags: libc::MS_NOATIME,
-        data: "",
-    };
     // A disk driver loaded as a module may register the device a moment
     // after finit_module returns: give it a few seconds to appear.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !exists(STATE_DEVICE) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    let device = state_device(Path::new("/sys/block/vda"), Path::new("/dev"))
+        .unwrap_or_else(|| STATE_DEVICE.to_string());
+    let device: &'static str = Box::leak(device.into_boxed_str());
+    let disk = Mount {
+        source: device,
+        target: STATE_DIR,
+        fstype: "ext4",
+        flags: libc::MS_NOATIME,
+        data: "",
+    };
     let err = match mount(&disk) {
         Ok(()) => return StateVolume::Disk,
-        Err(e) => format!("mount {STATE_DEVICE} (ext4) on {STATE_DIR}: {e}"),
+        Err(e) => format!("mount {device} (ext4) on {STATE_DIR}: {e}"),
     };
     let ram = Mount {
         source: "tmpfs",
@@ -158,6 +164,63 @@ pub fn mount_state() -> StateVolume {
          EVERYTHING IS LOST AT POWER OFF.\n{bar}\n"
     );
     StateVolume::Ramdisk(err)
+}
+
+/// The ext4 label of the filesystem on `dev`, None when it is not ext4.
+pub fn ext4_label(dev: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(dev).ok()?;
+    let mut sb = [0u8; 256];
+    f.seek(SeekFrom::Start(1024)).ok()?;
+    f.read_exact(&mut sb).ok()?;
+    // s_magic at 0x38 (0xEF53, little-endian); s_volume_name at 0x78.
+    if sb[0x38..0x3a] != [0x53, 0xef] {
+        return None;
+    }
+    let name = &sb[0x78..0x88];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Some(String::from_utf8_lossy(&name[..end]).into_owned())
+}
+
+/// Which device holds the state volume, given the disk's sysfs directory
+/// (`/sys/block/vda`) and the device directory: on a partitioned disk the
+/// partition labelled `STATE_LABEL` (else the first ext4 partition); on a
+/// whole-disk ext4 (direct boot) the disk itself. None when nothing fits.
+pub fn state_device(sys_disk: &Path, dev_dir: &Path) -> Option<String> {
+    let disk = sys_disk.file_name()?.to_str()?.to_string();
+    let mut parts: Vec<(u32, String)> = std::fs::read_dir(sys_disk)
+        .ok()?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let n = name
+                .strip_prefix(&disk)?
+                .trim_start_matches('p')
+                .parse()
+                .ok()?;
+            Some((n, name))
+        })
+        .collect();
+    parts.sort();
+    let mut first_ext4 = None;
+    for (_, name) in &parts {
+        let dev = dev_dir.join(name);
+        // Partition nodes appear in devtmpfs a moment after the disk's.
+        for _ in 0..100 {
+            if dev.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        match ext4_label(&dev) {
+            Some(l) if l == STATE_LABEL => return Some(dev.display().to_string()),
+            Some(_) if first_ext4.is_none() => first_ext4 = Some(dev.display().to_string()),
+            _ => {}
+        }
+    }
+    first_ext4.or_else(|| {
+        let whole = dev_dir.join(&disk);
+        ext4_label(&whole).map(|_| whole.display().to_string())
+    })
 }
 
 /// Set the kernel's host name.
@@ -280,6 +343,52 @@ mod tests {
         let t: Vec<&str> = BASIC_MOUNTS.iter().map(|m| m.target).collect();
         assert_eq!(t, ["/proc", "/sys", "/dev", "/run"]);
         assert!(!is_pid1());
+    }
+
+    /// A fake ext4 superblock (magic and label only) of `len` bytes.
+    fn fake_ext4(label: &str) -> Vec<u8> {
+        let mut b = vec![0u8; 4096];
+        b[1024 + 0x38] = 0x53;
+        b[1024 + 0x39] = 0xef;
+        b[1024 + 0x78..1024 + 0x78 + label.len()].copy_from_slice(label.as_bytes());
+        b
+    }
+
+    #[test]
+    fn state_device_prefers_the_labelled_partition() {
+        let d = tempfile::tempdir().unwrap();
+        let (sys, dev) = (d.path().join("sys/vda"), d.path().join("dev"));
+        std::fs::create_dir_all(&sys).unwrap();
+        std::fs::create_dir_all(&dev).unwrap();
+        // Whole-disk ext4 (direct boot): the disk itself.
+        std::fs::write(dev.join("vda"), fake_ext4("dbos-state")).unwrap();
+        assert_eq!(
+            state_device(&sys, &dev),
+            Some(dev.join("vda").display().to_string())
+        );
+        // Partitioned: a FAT ESP, an unlabelled ext4, the labelled one.
+        std::fs::write(dev.join("vda"), vec![0u8; 4096]).unwrap();
+        for (p, data) in [
+            ("vda1", vec![0u8; 4096]),
+            ("vda2", fake_ext4("other")),
+            ("vda3", fake_ext4("dbos-state")),
+        ] {
+            std::fs::create_dir(sys.join(p)).unwrap();
+            std::fs::write(dev.join(p), data).unwrap();
+        }
+        std::fs::create_dir(sys.join("queue")).unwrap();
+        assert_eq!(
+            state_device(&sys, &dev),
+            Some(dev.join("vda3").display().to_string())
+        );
+        assert_eq!(ext4_label(&dev.join("vda2")).as_deref(), Some("other"));
+        assert_eq!(ext4_label(&dev.join("vda1")), None);
+        // No label: the first ext4 partition.
+        std::fs::write(dev.join("vda3"), vec![0u8; 4096]).unwrap();
+        assert_eq!(
+            state_device(&sys, &dev),
+            Some(dev.join("vda2").display().to_string())
+        );
     }
 
     #[test]

@@ -21,7 +21,14 @@ pub enum Request {
     Reboot,
     /// Re-read config (as SIGHUP does).
     Reload,
+    /// The console shell reached its prompt: this boot is good (sent once
+    /// by a shell that dbos-init started with `READY_ENV` set).
+    Ready,
 }
+
+/// Environment variable dbos-init sets on the console shells it starts:
+/// the shell sends `Request::Ready` when it first shows its prompt.
+pub const READY_ENV: &str = "DBOS_INIT_READY";
 
 impl Request {
     /// Parse a request datagram.
@@ -30,6 +37,7 @@ impl Request {
             "poweroff" | "halt" => Some(Request::Poweroff),
             "reboot" => Some(Request::Reboot),
             "reload" => Some(Request::Reload),
+            "ready" => Some(Request::Ready),
             _ => None,
         }
     }
@@ -40,6 +48,7 @@ impl Request {
             Request::Poweroff => "poweroff",
             Request::Reboot => "reboot",
             Request::Reload => "reload",
+            Request::Ready => "ready",
         }
     }
 }
@@ -95,7 +104,12 @@ mod tests {
 
     #[test]
     fn words_and_a_missing_socket() {
-        for r in [Request::Poweroff, Request::Reboot, Request::Reload] {
+        for r in [
+            Request::Poweroff,
+            Request::Reboot,
+            Request::Reload,
+            Request::Ready,
+        ] {
             assert_eq!(Request::parse(r.word().as_bytes()), Some(r));
         }
         assert_eq!(Request::parse(b"halt\n"), Some(Request::Poweroff));

@@ -133,6 +133,15 @@ fn escape(name: &str) -> String {
     out
 }
 
+/// Tell dbos-init that the console shell reached its prompt, so the boot
+/// counts as good. A failure is only worth a warning: the shell works.
+fn signal_ready() {
+    use dbos_procs::control::{send, socket_path, Request};
+    if let Err(e) = send(&socket_path(), Request::Ready) {
+        eprintln!("dbos: warning: could not mark this boot good: {e}");
+    }
+}
+
 /// Run the interactive loop until `exit` or Ctrl-D.
 pub fn run(sess: Session) -> i32 {
     let author = sess.actor.author.clone();
@@ -158,7 +167,11 @@ pub fn run(sess: Session) -> i32 {
     crate::interrupt::install();
     let mut status = 0;
     let mut pending = String::new();
+    let mut ready = std::env::var_os(dbos_procs::control::READY_ENV).is_some();
     loop {
+        if std::mem::take(&mut ready) {
+            signal_ready();
+        }
         let prompt = if pending.is_empty() {
             sess.borrow().prompt()
         } else {
