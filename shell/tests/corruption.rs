@@ -280,3 +280,31 @@ fn a_garbage_header_is_a_clear_error_not_a_panic() {
     // The file was not "repaired" into a fresh database by opening it.
     assert_eq!(std::fs::read(&db).expect("read")[100..], bytes[100..]);
 }
+
+/// A database file wiped to nothing (what a power cut during creation or a
+/// careless `: > state.db` leaves), or another program's SQLite file, is
+/// damage: doctor must say so and must not turn it into a fresh, healthy
+/// looking database by opening it.
+#[test]
+fn doctor_reports_an_empty_or_foreign_file_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").expect("write");
+    let doc = dbos(&empty, dir.path(), &["doctor"]);
+    assert_eq!(doc.code, 1, "{}{}", doc.out, doc.err);
+    assert!(doc.out.contains("DAMAGED"), "{}", doc.out);
+    assert!(doc.err.contains("holds no dbos database"), "{}", doc.err);
+    assert_eq!(std::fs::metadata(&empty).expect("stat").len(), 0);
+    assert!(!dir.path().join("empty.db-wal").exists());
+
+    let foreign = dir.path().join("foreign.db");
+    let conn = rusqlite::Connection::open(&foreign).expect("open");
+    conn.execute_batch("CREATE TABLE notes (t TEXT); INSERT INTO notes VALUES ('x');")
+        .expect("create");
+    drop(conn);
+    let before = std::fs::read(&foreign).expect("read");
+    let doc = dbos(&foreign, dir.path(), &["doctor"]);
+    assert_eq!(doc.code, 1, "{}{}", doc.out, doc.err);
+    assert!(doc.err.contains("holds no dbos database"), "{}", doc.err);
+    assert_eq!(std::fs::read(&foreign).expect("read"), before);
+}

@@ -195,9 +195,15 @@ impl SqliteBackend {
         let wal_empty = std::fs::metadata(&wal)
             .map(|m| m.len() == 0)
             .unwrap_or(true);
+        // `immutable` takes no locks and ignores the WAL: safe only where no
+        // writer can exist, i.e. on a read-only filesystem.
+        let fs_read_only = matches!(
+            std::fs::OpenOptions::new().append(true).open(path),
+            Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+        );
         let conn = match try_open(&uri) {
             Ok(c) => c,
-            Err(_) if wal_empty => try_open(&format!("{uri}?immutable=1"))?,
+            Err(_) if wal_empty && fs_read_only => try_open(&format!("{uri}?immutable=1"))?,
             Err(e) => return Err(e),
         };
         Ok(SqliteBackend {
@@ -355,6 +361,34 @@ pub fn check_file(path: &Path) -> Result<Vec<String>> {
     )
     .map_err(|e| open_failure(e.into(), path))?;
     Ok(integrity_problems(&conn))
+}
+
+/// Whether the SQLite file at `path` holds a dbos database (its
+/// `transactions` table), read without writing anything: no journal-mode
+/// switch, no migration, no bootstrap. An empty file holds none.
+pub fn holds_database(path: &Path) -> Result<bool> {
+    let empty = std::fs::metadata(path)
+        .map(|m| m.len() == 0)
+        .map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    if empty {
+        return Ok(false);
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| open_failure(e.into(), path))?;
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'transactions'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| open_failure(e.into(), path))?;
+    Ok(n > 0)
 }
 
 /// A file path made safe inside a `file:` URI.

@@ -66,6 +66,21 @@ pub fn run_cli(location: &str, args: &[String]) -> i32 {
         eprintln!("dbos: doctor: database {location} does not exist");
         return 1;
     }
+    // Opening creates a database where there is none: a file wiped to
+    // nothing (or another program's SQLite file) must be reported, not
+    // turned into a fresh, healthy-looking database.
+    if !dbos_engine::is_postgres(location) {
+        // An unreadable file is reported by the open below, with SQLite's
+        // own check of it.
+        if let Ok(false) = dbos_engine::backend::sqlite::holds_database(file) {
+            println!("database {location}: DAMAGED");
+            println!("open: the file holds no dbos database (empty, or another program's file)");
+            eprintln!(
+                "dbos: doctor: database {location} holds no dbos database; nothing was changed"
+            );
+            return 1;
+        }
+    }
     match dbos_engine::Engine::open(location) {
         Ok(mut engine) => {
             let report = engine.doctor();
