@@ -386,6 +386,16 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
     for c in &mut consoles {
         c.start(&w, &spec);
     }
+    // Without a console shell, or without the socket it reports on, nothing
+    // can ever say `ready`: count the boot good now rather than have the
+    // next `dbos.fallback=1` boot fall back from a healthy machine.
+    if (consoles.is_empty() || control.is_none()) && read_only.is_none() && !rec.is_good() {
+        mark_good(
+            &w,
+            &mut rec,
+            "no console shell can report its prompt: this boot counts as good at start",
+        );
+    }
 
     let end = loop {
         let sig = SIGNAL.swap(0, Ordering::SeqCst);
@@ -404,11 +414,11 @@ fn run(cli: Cli, pid1: bool) -> Result<End> {
                     Ok(Request::Reboot) => power = Some(Power::Reboot),
                     // A read-only boot records nothing, its outcome neither.
                     Ok(Request::Ready) if !rec.is_good() && read_only.is_none() => {
-                        w.flush();
-                        rec.good_tx = w.head();
-                        rec.outcome = Some(boot::GOOD.to_string());
-                        put_boot(&w, &rec);
-                        w.init_log(6, "the shell reached its prompt: this boot is good", None);
+                        mark_good(
+                            &w,
+                            &mut rec,
+                            "the shell reached its prompt: this boot is good",
+                        );
                     }
                     Ok(Request::Ready) => {}
                     Err(word) => {
@@ -502,6 +512,15 @@ fn mark_lost(engine: &mut Engine, branch: &str) -> Vec<String> {
             .collect(),
         Err(e) => vec![format!("checking running process rows: {e}")],
     }
+}
+
+/// Record that this boot is good, with the state it had at that moment.
+fn mark_good(w: &Handle, rec: &mut BootRecord, why: &str) {
+    w.flush();
+    rec.good_tx = w.head();
+    rec.outcome = Some(boot::GOOD.to_string());
+    put_boot(w, rec);
+    w.init_log(6, why, None);
 }
 
 fn put_boot(w: &Handle, rec: &BootRecord) {
