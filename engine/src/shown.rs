@@ -5,7 +5,7 @@
 use std::fmt;
 
 /// Values longer than this many characters are cut in messages.
-const MAX_CHARS: usize = 64;
+const MAX_CHARS: usize = 160;
 
 /// A user-supplied value as shown in a message (see [`shown`] and [`quoted`]).
 pub struct Shown<'a> {
@@ -14,7 +14,7 @@ pub struct Shown<'a> {
 }
 
 /// `text` as it appears in a message: bare when short and printable, quoted
-/// when empty or holding control characters, and cut after 64 characters
+/// when empty or holding control characters, and cut after 160 characters
 /// with its full length in bytes.
 pub fn shown(text: &str) -> Shown<'_> {
     Shown {
@@ -69,8 +69,11 @@ mod tests {
     fn long_values_are_cut_with_their_length() {
         let long = "x".repeat(3000);
         let s = quoted(&long).to_string();
-        assert!(s.starts_with(&format!("\"{}\"", "x".repeat(64))), "{s}");
+        assert!(
+            s.starts_with(&format!("\"{}\"", "x".repeat(MAX_CHARS))),
+            "{s}"
+        );
         assert!(s.ends_with("… (3000 bytes)"), "{s}");
-        assert!(s.chars().count() < 90, "{s}");
+        assert!(s.chars().count() < MAX_CHARS + 30, "{s}");
     }
 }
