@@ -619,12 +619,27 @@ struct BootPlan {
 /// Whether anyone but dbos-init committed on `branch` after `since_us`
 /// (a repair, a `reset`: worth trying the current state again).
 fn changed_since(engine: &mut Engine, branch: &str, since_us: i64) -> bool {
-    let Ok(log) = engine.log(branch, None, 200) else {
-        return false;
-    };
-    log.iter()
-        .take_while(|t| t.time_us > since_us)
-        .any(|t| t.author != "dbos-init")
+    // Page back through the branch's log (newest first) until `since_us`:
+    // a chatty service's batches, authored by dbos-init, may bury a repair
+    // under any number of transactions.
+    let mut at = None;
+    loop {
+        let Ok(page) = engine.log(branch, at, 500) else {
+            return false;
+        };
+        for t in &page {
+            if t.time_us <= since_us {
+                return false;
+            }
+            if t.author != "dbos-init" {
+                return true;
+            }
+        }
+        match page.last() {
+            Some(t) if page.len() == 500 && t.id > 1 => at = Some(t.id - 1),
+            _ => return false,
+        }
+    }
 }
 
 /// Apply `dbos.fallback` (the previous boot never reached the prompt and
