@@ -59,8 +59,6 @@ use std::sync::Arc;
 const CHUNK_PAGE: usize = 1000;
 /// Shell history lines read per round trip.
 const SHELL_PAGE: usize = 1000;
-/// Longest text of one value in a mismatch message.
-const SHOW_MAX: usize = 200;
 
 /// How to copy.
 #[derive(Clone, Debug)]
@@ -714,15 +712,9 @@ enum Fail {
     Error(String, Error),
 }
 
+/// A value as shown in a verification message: one clipped line.
 fn clip(text: String) -> String {
-    if text.len() <= SHOW_MAX {
-        return text;
-    }
-    let mut end = SHOW_MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &text[..end])
+    crate::shown::shown(&text).to_string()
 }
 
 /// The first difference between two lists, described.
